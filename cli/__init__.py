@@ -1,0 +1,1 @@
+"""Thin click front end: parses options and calls the openpaf library."""

@@ -1,0 +1,46 @@
+"""``openpaf eval``: COCO OKS AP of a model (or of the decoder on oracle maps)."""
+import json
+
+import click
+
+from .options import model_options
+
+
+@click.command("eval")
+@click.option("--ann", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="COCO keypoint annotation JSON.")
+@click.option("--images", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder with the annotation file's images (not needed with --oracle).")
+@model_options
+@click.option("--oracle", is_flag=True,
+              help="Replace the network with maps rendered from the ground truth "
+                   "(the training target code): measures the decoder alone.")
+@click.option("--max-images", type=int, default=None, help="Evaluate the first N images.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the report (AP table, decode_ms, failure classes) here.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def eval_cmd(ann, images, weights, height, scales, device, preset, oracle, max_images,
+             json_path, quiet):
+    """Evaluate keypoint AP (COCOeval, OKS) on a COCO-format annotation file."""
+    from openpaf.checkpoint import CheckpointError
+    from openpaf.evaluate import evaluate, format_report
+    from openpaf.io.writers import atomic_write_text
+    predictor = None
+    try:
+        if not oracle:
+            if images is None:
+                raise click.UsageError("--images is required unless --oracle is given")
+            from openpaf.predict import Predictor
+            predictor = Predictor.from_checkpoint(weights, device=device, height=height,
+                                                  scales=scales, decode_params=preset)
+        report = evaluate(ann, images, predictor=predictor, oracle=oracle,
+                          decode_params=preset if oracle else None, height=height,
+                          max_images=max_images, progress=not quiet)
+    except (CheckpointError, ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc))
+    if weights:
+        report["weights"] = str(weights)
+    click.echo(format_report(report))
+    if json_path:
+        atomic_write_text(json_path, json.dumps(report, indent=2))
+        click.echo(f"report written to {json_path}")

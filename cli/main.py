@@ -1,0 +1,23 @@
+"""The ``openpaf`` command group. Each verb lives in its own module."""
+import click
+
+from openpaf import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="openpaf")
+def main():
+    """openpaf: multi-person pose estimation with Part Affinity Fields."""
+
+
+def _register():
+    # One line per verb module (each defines a click command named like the module).
+    from . import infer
+    main.add_command(infer.infer)
+    from . import eval_cmd
+    main.add_command(eval_cmd.eval_cmd)
+    from . import weights_cmd
+    main.add_command(weights_cmd.weights)
+
+
+_register()

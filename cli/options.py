@@ -1,0 +1,36 @@
+"""Click options shared by several verbs (one definition each)."""
+import click
+
+from openpaf.decode.params import DEFAULT_PRESET, PRESETS
+
+
+def parse_scales(ctx, param, value):
+    try:
+        scales = tuple(float(s) for s in str(value).split(",") if s.strip())
+    except ValueError:
+        raise click.BadParameter("use comma-separated numbers, e.g. 0.5,1,1.5,2")
+    if not scales or any(s <= 0 for s in scales):
+        raise click.BadParameter("scales must be positive numbers")
+    return scales
+
+
+def model_options(f):
+    """--weights, --height, --scales, --device, --preset."""
+    for opt in reversed([
+        click.option("--weights", "-w", type=click.Path(dir_okay=False), default=None,
+                     help="openpaf checkpoint (.pt). Default: weights/default.pt "
+                          "(or $OPENPAF_WEIGHTS)."),
+        click.option("--height", type=int, default=368, show_default=True,
+                     help="Network input height in pixels at scale 1 (multiple of 8)."),
+        click.option("--scales", default="1", show_default=True, callback=parse_scales,
+                     help="Comma-separated input scales whose maps are averaged, "
+                          "e.g. 0.5,1,1.5,2."),
+        click.option("--device", default="auto", show_default=True,
+                     help="cpu, cuda, cuda:N or auto."),
+        click.option("--preset", type=click.Choice(sorted(PRESETS)), default=DEFAULT_PRESET,
+                     show_default=True,
+                     help="Decoder settings: cvpr2017 (the paper's) or openpose (C++ "
+                          "defaults)."),
+    ]):
+        f = opt(f)
+    return f

@@ -1,0 +1,242 @@
+"""openpaf checkpoint files: save (atomically) and load (``weights_only``, strict).
+
+A checkpoint is a ``torch.save``'d dict::
+
+    {"format": "openpaf", "version": 1,
+     "config": PafNetConfig.to_dict(),
+     "skeleton": {"keypoints": [...], "limbs": [...], "paf_channels": [...]},
+     "normalisation": InputNorm.to_dict(),
+     "state_dict": {...},            # fp32, or fp16 when saved with half=True
+     "manifest": {...},              # provenance: source, licence, training run, ...
+     "extra": {...}}                 # optional (e.g. training state)
+
+Only plain Python containers, numbers, strings and tensors are stored, so it loads with
+``torch.load(weights_only=True)``. Every problem is a one-line ``CheckpointError``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+from torch import nn
+
+from . import skeleton
+from .model import PafNet, PafNetConfig, count_parameters
+from .structures import InputNorm
+
+FORMAT = "openpaf"
+VERSION = 1
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read, written or used; the message is one line."""
+
+
+@dataclass
+class LoadedModel:
+    """A model restored from a checkpoint (``model`` is in eval mode)."""
+
+    model: PafNet
+    config: PafNetConfig
+    normalisation: InputNorm
+    manifest: dict
+    path: Path
+    extra: dict = field(default_factory=dict)
+
+
+def skeleton_dict() -> dict:
+    """The skeleton this code uses, as stored in checkpoints."""
+    return {"keypoints": list(skeleton.KEYPOINTS),
+            "limbs": [list(limb) for limb in skeleton.LIMBS],
+            "paf_channels": [list(c) for c in skeleton.PAF_CHANNELS]}
+
+
+def atomic_torch_save(obj: Any, path: PathLike) -> Path:
+    """``torch.save`` to a temp file next to ``path``, then ``os.replace`` it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes 0600; give the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_checkpoint(path: PathLike, model: nn.Module, config: PafNetConfig, *,
+                    normalisation: InputNorm, manifest: dict, half: bool = False,
+                    extra: dict | None = None) -> Path:
+    """Write ``model``'s weights + ``config`` + metadata to ``path`` atomically.
+
+    ``half=True`` stores floating-point tensors as fp16 (half the size; loaded as fp32).
+    ``manifest`` and ``extra`` must hold only plain Python values and tensors.
+    """
+    state = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        state[k] = v.half() if half and v.is_floating_point() else v.clone()
+    ckpt = {"format": FORMAT, "version": VERSION, "config": config.to_dict(),
+            "skeleton": skeleton_dict(), "normalisation": normalisation.to_dict(),
+            "state_dict": state, "manifest": dict(manifest)}
+    if extra is not None:
+        ckpt["extra"] = extra
+    return atomic_torch_save(ckpt, path)
+
+
+def _is_url(path: PathLike) -> bool:
+    return str(path).lower().startswith(("http://", "https://"))
+
+
+def read_checkpoint(path: PathLike) -> dict:
+    """The raw checkpoint dict, after format, version and skeleton checks."""
+    if _is_url(path):
+        raise CheckpointError(f"{path}: downloading is not supported here; download the "
+                              "file and pass its path")
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors have many types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: cannot read as a torch file ({first})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        if _looks_like_cmu(ckpt):
+            hint = ("it looks like CMU's body_pose_model.pth; convert it with "
+                    f"`openpaf weights import {path.name} -o cmu_coco.pt`")
+        else:
+            hint = "to use CMU's body_pose_model.pth run `openpaf weights import SRC -o DST.pt`"
+        raise CheckpointError(f"{path}: not an openpaf checkpoint ({hint})")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')!r} is not "
+                              f"supported (this openpaf reads version {VERSION})")
+    missing = [k for k in ("config", "skeleton", "normalisation", "state_dict", "manifest")
+               if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {missing}")
+    ours = skeleton_dict()
+    for key in ("keypoints", "limbs", "paf_channels"):
+        theirs = [list(x) if isinstance(x, (list, tuple)) else x
+                  for x in ckpt["skeleton"].get(key, [])]
+        if theirs != ours[key]:
+            raise CheckpointError(f"{path}: skeleton mismatch in {key!r}: the checkpoint "
+                                  "was made for a different keypoint/limb layout")
+    return ckpt
+
+
+def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Build the model described by the checkpoint at ``path`` and load it strictly."""
+    ckpt = read_checkpoint(path)
+    try:
+        config = PafNetConfig.from_dict(dict(ckpt["config"]))
+        normalisation = InputNorm(**ckpt["normalisation"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: bad config or normalisation ({e})") from None
+    state = ckpt["state_dict"]
+    bad = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: state_dict has non-tensor entries {short_list(bad)}")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    with torch.device("meta"):          # no random init: every tensor comes from the file
+        model = PafNet(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_state_dict(state, expected, f"{path}: state_dict does not match its config")
+    model.load_state_dict(state, strict=True, assign=True)
+    model.to(device).eval()
+    return LoadedModel(model=model, config=config, normalisation=normalisation,
+                       manifest=dict(ckpt["manifest"]), path=Path(path),
+                       extra=dict(ckpt.get("extra") or {}))
+
+
+def default_weights_path() -> Path:
+    """``$OPENPAF_WEIGHTS`` if set, else ``<repo>/weights/default.pt``."""
+    env = os.environ.get("OPENPAF_WEIGHTS")
+    if env:
+        return Path(env)
+    import openpaf
+    return Path(openpaf.__file__).resolve().parents[1] / "weights" / "default.pt"
+
+
+def load_default(device: str | torch.device = "cpu") -> LoadedModel:
+    """Load ``default_weights_path()``; if absent, a one-line ``CheckpointError`` says how
+    to get weights."""
+    env = os.environ.get("OPENPAF_WEIGHTS", "")
+    if _is_url(env):
+        return load_checkpoint(env, device)         # raises the "download it" error
+    path = default_weights_path()
+    if not path.is_file():
+        raise CheckpointError(
+            f"no model weights at {path}: pass --weights FILE, or import CMU's model with "
+            "`openpaf weights import body_pose_model.pth -o cmu_coco.pt` (then pass "
+            "--weights cmu_coco.pt or set OPENPAF_WEIGHTS), or train one with `openpaf train`")
+    return load_checkpoint(path, device)
+
+
+def describe(loaded: LoadedModel) -> list[str]:
+    """Human-readable summary lines: config, parameter count, normalisation, manifest."""
+    cfg = loaded.config
+    lines = [f"file: {loaded.path}",
+             f"architecture: {cfg.stages} stages, VGG widths {list(cfg.trunk_widths)}, "
+             f"CPM {cfg.cpm_channels}, stage channels {cfg.stage_channels}, "
+             f"kernels {cfg.stage1_kernel}/{cfg.refine_kernel}, "
+             f"batch_norm {cfg.batch_norm}, stride {loaded.model.stride}",
+             f"outputs: {cfg.num_heatmaps} heatmaps, {cfg.num_pafs} PAFs",
+             f"parameters: {count_parameters(loaded.model):,}",
+             f"normalisation: {format_norm(loaded.normalisation)}"]
+    if loaded.manifest:
+        lines.append("manifest:")
+        lines += [f"  {k}: {v}" for k, v in loaded.manifest.items()]
+    return lines
+
+
+def format_norm(norm: InputNorm) -> str:
+    """E.g. ``'BGR, x / 256 - 0.5'``."""
+    inv = 1.0 / norm.scale if norm.scale else 0.0
+    text = (f"x / {round(inv)}" if inv and abs(inv - round(inv)) < 1e-6
+            else f"x * {norm.scale:g}")
+    if norm.offset:
+        text += f" {'-' if norm.offset < 0 else '+'} {abs(norm.offset):g}"
+    return f"{norm.channel_order}, {text}"
+
+
+def _looks_like_cmu(obj: Any) -> bool:
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    return isinstance(obj, dict) and any(
+        str(k).endswith("conv1_1.weight") and "backbone" not in str(k) for k in obj)
+
+
+def check_state_dict(state_dict: dict, expected: dict, what: str) -> None:
+    """Raise a one-line ``CheckpointError`` (``what: missing 2 (a, b); wrong shape ...``)
+    unless ``state_dict`` has exactly the keys and shapes of ``expected`` (key -> shape)."""
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    wrong = [f"{k} {tuple(state_dict[k].shape)} != {tuple(s)}" for k, s in expected.items()
+             if k in state_dict and tuple(state_dict[k].shape) != tuple(s)]
+    parts = [f"{label} {short_list(names)}" for label, names in
+             (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+             if names]
+    if parts:
+        raise CheckpointError(f"{what}: {'; '.join(parts)}")
+
+
+def short_list(names: list[str], n: int = 3) -> str:
+    """``'5 (a, b, c, ... +2 more)'``: a count and the first ``n`` names, for error lines."""
+    if not names:
+        return "0"
+    more = f", ... +{len(names) - n} more" if len(names) > n else ""
+    return f"{len(names)} ({', '.join(names[:n])}{more})"

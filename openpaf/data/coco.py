@@ -1,0 +1,371 @@
+"""COCO-format keypoint datasets for training: ``PoseDataset``, mixing and sampling.
+
+A dataset is a COCO keypoint JSON + an image folder (``DatasetSpec``); several mix in one
+run with sampling weights (``MixedDataset`` + ``MixSampler``). One item is one augmented
+crop around a randomly chosen labelled person with its stride-8 targets and loss masks::
+
+    image        (3, S, S)   float32, normalised like ``InputNorm`` (BGR, x/256 - 0.5)
+    heatmaps     (19, s, s)  float32, s = S / stride
+    pafs         (38, s, s)  float32
+    mask         (1, s, s)   float32, 1 = train, 0 = ignore (crowds, zero-keypoint people)
+    heat_weight  (19,)       float32 per-channel weights (0 = unknown keypoint type)
+    paf_weight   (38,)       float32
+
+Unknown keypoint types (masked for a whole dataset): those with v=0 in every annotation
+of the file, plus the spec's ``unknown_keypoints``. Files where some annotations carry
+``"face_source"`` (machine-labelled faces, e.g. ``lspet/train_face_pseudo.json``): the
+face keypoints of people without it are unknown; as the masks are per channel, an image
+gets its face channels masked if *any* labelled person in it lacks ``face_source`` (exact
+for one-person images such as LSPET's, conservative otherwise).
+"""
+from __future__ import annotations
+
+import bisect
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from ..skeleton import FLIP, coco_to_ours
+from ..structures import InputNorm
+from .augment import AugmentParams, augment
+from .masks import (FACE, channel_weights, ignore_mask, is_labelled, keypoint_indices,
+                    never_labelled)
+from .targets import TargetParams, render_targets
+
+LSPET_LICENCE = "LSP Extended: research use only; cite Johnson & Everingham 2011"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One training source. weight: share of the drawn samples (see ``MixSampler``);
+    None = proportional to the number of images. unknown_keypoints: names of keypoint
+    types this dataset never labels (added to the auto-detected ones). licence: a note
+    copied into checkpoint manifests (LSPET's is added automatically)."""
+
+    annotations: str
+    images: str
+    weight: float | None = None
+    unknown_keypoints: tuple[str, ...] = ()
+    name: str = ""
+    licence: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "unknown_keypoints", tuple(self.unknown_keypoints))
+        keypoint_indices(self.unknown_keypoints)        # validates the names
+        if self.weight is not None and not self.weight > 0:
+            raise ValueError(f"dataset weight must be > 0, got {self.weight}")
+        if not self.name:
+            object.__setattr__(self, "name", Path(self.annotations).stem)
+        if not self.licence and "lspet" in str(self.annotations).lower():
+            object.__setattr__(self, "licence", LSPET_LICENCE)
+
+    def to_dict(self) -> dict:
+        return {"annotations": str(self.annotations), "images": str(self.images),
+                "weight": self.weight, "unknown_keypoints": list(self.unknown_keypoints),
+                "name": self.name, "licence": self.licence}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DatasetSpec":
+        return cls(**{**d, "unknown_keypoints": tuple(d.get("unknown_keypoints") or ())})
+
+
+def parse_data_arg(arg: str) -> list[DatasetSpec]:
+    """``ann.json:images_dir[:weight]`` or a dataset YAML (``*.yaml``/``*.yml``)."""
+    if arg.lower().endswith((".yaml", ".yml")):
+        return load_data_yaml(arg)
+    parts = arg.split(":")
+    weight = None
+    if len(parts) == 3:
+        try:
+            weight = float(parts[2])
+        except ValueError:
+            raise ValueError(f"bad weight {parts[2]!r} in {arg!r}") from None
+        parts = parts[:2]
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"expected ANN.json:IMAGES_DIR[:WEIGHT] or a .yaml file, got {arg!r}")
+    return [DatasetSpec(parts[0], parts[1], weight)]
+
+
+def load_data_yaml(path: str | os.PathLike) -> list[DatasetSpec]:
+    """Dataset YAML: one mapping (``annotations``, ``images``, optional ``weight``,
+    ``unknown_keypoints``, ``name``, ``licence``) or ``datasets: [mapping, ...]``.
+    Relative paths are relative to the YAML file; ``$VARS`` and ``~`` are expanded."""
+    import yaml
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset YAML not found: {path}")
+    doc = yaml.safe_load(path.read_text()) or {}
+    entries = doc["datasets"] if isinstance(doc, dict) and "datasets" in doc else [doc]
+    specs = []
+    for e in entries:
+        if not isinstance(e, dict) or "annotations" not in e or "images" not in e:
+            raise ValueError(f"{path}: each dataset needs 'annotations' and 'images'")
+        e = dict(e)
+        for key in ("annotations", "images"):
+            p = Path(os.path.expanduser(os.path.expandvars(str(e[key]))))
+            e[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
+        specs.append(DatasetSpec.from_dict(e))
+    return specs
+
+
+def load_image(path: str | os.PathLike, max_side: int | None = None,
+               size: tuple[int, int] | None = None) -> np.ndarray:
+    """``(H, W, 3)`` uint8 BGR image, shrunk so its longer side is at most ``max_side``.
+
+    ``size``: the file's ``(W, H)`` if known (from the annotations); it lets JPEGs decode
+    directly at 1/2, 1/4 or 1/8 resolution before the final ``INTER_AREA`` resize.
+    """
+    path = str(path)
+    flag = cv2.IMREAD_COLOR
+    if max_side and size:
+        for r, f in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                     (2, cv2.IMREAD_REDUCED_COLOR_2)):
+            if max(size) / r >= max_side:
+                flag = f
+                break
+    image = cv2.imread(path, flag)
+    if image is None:
+        raise FileNotFoundError(f"cannot read image {path}")
+    h, w = image.shape[:2]
+    if max_side and max(h, w) > max_side:
+        f = max_side / max(h, w)
+        image = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))),
+                           interpolation=cv2.INTER_AREA)
+    return image
+
+
+class PoseDataset(torch.utils.data.Dataset):
+    """Augmented crops + targets from one COCO keypoint file (see the module docstring).
+
+    Items are indexed by ``i`` or ``(i, draw)``: the augmentation generator is seeded by
+    ``(seed, draw)`` (``draw`` defaults to ``i``), so a sample depends only on these
+    numbers, not on worker processes or call order.
+    """
+
+    def __init__(self, spec: DatasetSpec, params: AugmentParams = AugmentParams(),
+                 target: TargetParams = TargetParams(), norm: InputNorm = InputNorm(),
+                 seed: int = 0, max_load_side: int | None = None):
+        from ..evaluate import load_ground_truth
+        if params.input_size % target.stride:
+            raise ValueError(f"input_size {params.input_size} is not a multiple of the "
+                             f"stride {target.stride}")
+        self.spec, self.params, self.target, self.norm = spec, params, target, norm
+        self.seed = int(seed)
+        self.max_load_side = max_load_side if max_load_side is not None else 2 * params.input_size
+        self.images_dir = Path(spec.images)
+        self.coco = coco = load_ground_truth(spec.annotations)
+        all_anns = list(coco.anns.values())
+        self.auto_unknown = never_labelled(all_anns)
+        self.unknown = tuple(sorted(set(self.auto_unknown)
+                                    | set(keypoint_indices(spec.unknown_keypoints))))
+        partial_face = any("face_source" in a for a in all_anns)
+        self.records = []
+        for image_id in sorted(coco.getImgIds()):
+            anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+            people = [a for a in anns if is_labelled(a) and "keypoints" in a]
+            if not people:
+                continue
+            face_unknown = partial_face and any("face_source" not in a for a in people)
+            self.records.append(dict(
+                image_id=image_id, anns=anns, face_unknown=face_unknown,
+                keypoints=coco_to_ours(np.array([a["keypoints"] for a in people],
+                                                np.float32).reshape(-1, 17, 3)),
+                boxes=np.array([_box(a) for a in people], np.float32)))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def faces_partly_unknown(self) -> int:
+        """Number of images whose face channels are masked per image."""
+        return sum(r["face_unknown"] for r in self.records)
+
+    def unknown_of(self, index: int) -> tuple[int, ...]:
+        """Unknown keypoint indices for image ``index`` (dataset-wide + per-image faces)."""
+        extra = FACE if self.records[index]["face_unknown"] else ()
+        return tuple(sorted(set(self.unknown) | set(extra)))
+
+    def sample(self, index: int, rng: np.random.Generator) -> "Sample":
+        """The augmented crop of image ``index`` (uint8, keypoints, full-size mask)."""
+        rec = self.records[index]
+        info = self.coco.imgs[rec["image_id"]]
+        fw, fh = info.get("width"), info.get("height")
+        image = load_image(self.images_dir / info["file_name"], self.max_load_side,
+                           (fw, fh) if fw and fh else None)
+        h, w = image.shape[:2]
+        fw, fh = fw or w, fh or h
+        sx, sy = w / fw, h / fh
+        load = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+        mask = ignore_mask(self.coco, rec["anns"], fh, fw)
+        boxes = rec["boxes"]
+        big = np.flatnonzero(np.maximum(boxes[:, 2], boxes[:, 3]) >= 32)
+        main = int(rng.choice(big if len(big) else np.arange(len(boxes))))
+        x, y, bw, bh = boxes[main]
+        centre = ((x + bw / 2) * sx - 0.5 * (1 - sx), (y + bh / 2) * sy - 0.5 * (1 - sy))
+        kps = rec["keypoints"].copy()
+        kps[..., :2] = (kps[..., :2] + 0.5) * np.array([sx, sy], np.float32) - 0.5
+        out, kps, out_mask, m, flipped = augment(
+            image, kps, mask, centre, max(bw * sx, bh * sy), self.params, rng,
+            mask_matrix=None if mask is None else load)
+        unknown = self.unknown_of(index)
+        if flipped:
+            unknown = tuple(FLIP[k] for k in unknown)
+        heat_w, paf_w = channel_weights(unknown)
+        return Sample(image=out, keypoints=kps, mask=out_mask, heat_weight=heat_w,
+                      paf_weight=paf_w, matrix=m @ load, flipped=flipped,
+                      image_id=int(rec["image_id"]), unknown=unknown)
+
+    def targets(self, sample: "Sample") -> dict[str, np.ndarray]:
+        """Network input, stride-``s`` targets and masks of a ``Sample`` (numpy, float32)."""
+        stride = self.target.stride
+        s = self.params.input_size // stride
+        heat, paf = render_targets(sample.keypoints, (s, s), self.target)
+        mask = cv2.resize(sample.mask, (s, s), interpolation=cv2.INTER_AREA)
+        x = sample.image[..., ::-1] if self.norm.channel_order == "RGB" else sample.image
+        x = x.transpose(2, 0, 1).astype(np.float32) * self.norm.scale + self.norm.offset
+        return {"image": x, "heatmaps": heat, "pafs": paf, "mask": mask[None],
+                "heat_weight": sample.heat_weight, "paf_weight": sample.paf_weight}
+
+    def __getitem__(self, item) -> dict[str, torch.Tensor]:
+        index, draw = item if isinstance(item, (tuple, list)) else (item, item)
+        rng = np.random.default_rng([self.seed, int(draw)])
+        out = self.targets(self.sample(int(index), rng))
+        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+
+
+@dataclass
+class Sample:
+    """One augmented training crop before target rendering.
+
+    image: ``(S, S, 3)`` uint8 BGR. keypoints: ``(N, 18, 3)`` input px (left/right already
+    swapped if flipped). mask: ``(S, S)`` float32, 1 = train. heat_weight ``(19,)``,
+    paf_weight ``(38,)``: channel weights. matrix: ``(3, 3)`` annotation-file pixels ->
+    input pixels. unknown: unknown keypoint indices after the flip.
+    """
+
+    image: np.ndarray
+    keypoints: np.ndarray
+    mask: np.ndarray
+    heat_weight: np.ndarray
+    paf_weight: np.ndarray
+    matrix: np.ndarray
+    flipped: bool
+    image_id: int
+    unknown: tuple[int, ...] = field(default_factory=tuple)
+
+
+def _box(ann: dict) -> tuple[float, float, float, float]:
+    """COCO box ``[x, y, w, h]``, or the labelled keypoints' extent if there is none."""
+    if ann.get("bbox") and ann["bbox"][2] > 0 and ann["bbox"][3] > 0:
+        return tuple(float(v) for v in ann["bbox"])
+    k = np.asarray(ann["keypoints"], np.float32).reshape(-1, 3)
+    k = k[k[:, 2] > 0]
+    x0, y0 = k[:, :2].min(0)
+    x1, y1 = k[:, :2].max(0)
+    return float(x0), float(y0), float(max(x1 - x0, 1.0)), float(max(y1 - y0, 1.0))
+
+
+class MixedDataset(torch.utils.data.Dataset):
+    """Concatenation of ``PoseDataset``s that passes ``(index, draw)`` items through."""
+
+    def __init__(self, datasets: Sequence[PoseDataset]):
+        if not datasets:
+            raise ValueError("no datasets given")
+        self.datasets = list(datasets)
+        self.offsets = np.cumsum([0] + [len(d) for d in self.datasets]).tolist()
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(d) for d in self.datasets]
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """Global index -> (dataset number, index inside it)."""
+        d = bisect.bisect_right(self.offsets, index) - 1
+        return d, index - self.offsets[d]
+
+    def __getitem__(self, item):
+        index, draw = item if isinstance(item, (tuple, list)) else (item, item)
+        d, i = self.locate(int(index))
+        return self.datasets[d][(i, draw)]
+
+
+class MixSampler(torch.utils.data.Sampler):
+    """Seeded, distributed-aware sampler over concatenated datasets, yielding
+    ``(global index, draw)`` with ``draw`` unique per draw across epochs.
+
+    Each epoch draws ``num_samples`` items (default: all images): the dataset of each draw
+    is chosen with probability ``weight / sum(weights)``, and the images inside a dataset
+    follow a fresh random permutation (repeated if it runs out), so no image repeats
+    before its dataset is exhausted. Without weights (all None) the epoch is one
+    permutation of everything. Missing weights are 1 when any is given. Rank ``r`` of
+    ``world_size`` takes draws ``r, r + world_size, ...``; ``set_epoch(e, start=k)``
+    selects the epoch and skips the first ``k`` of this rank's draws (exact resume).
+    """
+
+    def __init__(self, sizes: Sequence[int], weights: Sequence[float | None] | None = None,
+                 num_samples: int | None = None, seed: int = 0, rank: int = 0,
+                 world_size: int = 1):
+        self.sizes = [int(s) for s in sizes]
+        if not self.sizes or min(self.sizes) <= 0:
+            raise ValueError(f"every dataset needs at least one image, sizes {self.sizes}")
+        weights = list(weights) if weights is not None else [None] * len(self.sizes)
+        if all(w is None for w in weights):
+            self.weights = None
+        else:
+            w = np.array([1.0 if x is None else float(x) for x in weights], np.float64)
+            self.weights = w / w.sum()
+        total = int(num_samples) if num_samples else sum(self.sizes)
+        self.world_size, self.rank = int(world_size), int(rank)
+        self.per_rank = total // self.world_size
+        self.num_samples = self.per_rank * self.world_size
+        self.seed, self.epoch, self.start = int(seed), 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = int(epoch), int(start)
+
+    def epoch_indices(self, epoch: int) -> np.ndarray:
+        """All ranks' global indices of epoch ``epoch``, ``(num_samples,)`` int64."""
+        rng = np.random.default_rng([self.seed, 7919, int(epoch)])
+        offsets = np.cumsum([0] + self.sizes)
+        if self.weights is None:
+            return rng.permutation(offsets[-1])[:self.num_samples] if \
+                self.num_samples <= offsets[-1] else np.concatenate(
+                    [rng.permutation(offsets[-1]) for _ in
+                     range(-(-self.num_samples // offsets[-1]))])[:self.num_samples]
+        choice = rng.choice(len(self.sizes), size=self.num_samples, p=self.weights)
+        out = np.empty(self.num_samples, np.int64)
+        for d, size in enumerate(self.sizes):
+            where = np.flatnonzero(choice == d)
+            reps = -(-len(where) // size)
+            perm = np.concatenate([rng.permutation(size) for _ in range(reps)]) if reps else []
+            out[where] = offsets[d] + np.asarray(perm[:len(where)], np.int64)
+        return out
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        indices = self.epoch_indices(self.epoch)
+        base = self.epoch * self.num_samples
+        for pos in range(self.rank + self.start * self.world_size, self.num_samples,
+                         self.world_size):
+            yield int(indices[pos]), int(base + pos)
+
+    def __len__(self) -> int:
+        return max(self.per_rank - self.start, 0)
+
+
+def build_dataset(specs: Sequence[DatasetSpec], params: AugmentParams,
+                  target: TargetParams = TargetParams(), norm: InputNorm = InputNorm(),
+                  seed: int = 0) -> MixedDataset:
+    """``MixedDataset`` of one ``PoseDataset`` per spec."""
+    return MixedDataset([PoseDataset(s, params, target, norm, seed=seed) for s in specs])
+
+
+__all__ = ["DatasetSpec", "LSPET_LICENCE", "MixSampler", "MixedDataset", "PoseDataset",
+           "Sample", "build_dataset", "load_data_yaml", "load_image", "parse_data_arg"]

@@ -1,0 +1,95 @@
+"""Loss masks: where (ignore regions) and which channels (unknown keypoints) to train.
+
+Spatial mask: crowd regions and people annotated with zero keypoints are real people the
+labels do not describe, so they must not be taught as background. Their segmentation
+(polygons or RLE, via pycocotools ``annToMask``) is masked when present, else their box.
+
+Channel masks: a keypoint type a dataset never labels is *unknown*, not absent. Its
+heatmap channel, the PAF channels of every limb touching it and the background channel
+(``1 - max`` over parts, which would call the unknown part background) get weight 0.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from ..skeleton import (BACKGROUND, COCO_KEYPOINTS, COCO_TO_OURS, KEYPOINTS, NECK,
+                        NUM_HEATMAPS, NUM_PAFS, limbs_touching, paf_channels_of)
+
+# Keypoints added by a machine in lspet/train_face_pseudo.json (people with "face_source").
+FACE: tuple[int, ...] = tuple(KEYPOINTS.index(n) for n in
+                              ("nose", "right_eye", "left_eye", "right_ear", "left_ear"))
+_SHOULDERS = (KEYPOINTS.index("right_shoulder"), KEYPOINTS.index("left_shoulder"))
+
+
+def is_ignored(ann: dict) -> bool:
+    """A crowd region or a person annotated with zero keypoints."""
+    return bool(ann.get("iscrowd", 0)) or int(ann.get("num_keypoints", 0)) == 0
+
+
+def is_labelled(ann: dict) -> bool:
+    """A non-crowd person with at least one labelled keypoint (a training target)."""
+    return not is_ignored(ann)
+
+
+def ignore_mask(coco, anns: Iterable[dict], height: int, width: int) -> np.ndarray | None:
+    """``(H, W)`` float32, 0 inside the ignored annotations of ``anns``, 1 elsewhere.
+
+    None when nothing is ignored (saves the warp). ``coco`` is the pycocotools ``COCO``
+    holding the annotations (``annToMask`` needs its image sizes).
+    """
+    mask = None
+    for ann in anns:
+        if not is_ignored(ann):
+            continue
+        if mask is None:
+            mask = np.ones((height, width), np.float32)
+        if ann.get("segmentation"):
+            mask[coco.annToMask(ann) > 0] = 0.0
+        elif ann.get("bbox"):
+            x, y, w, h = ann["bbox"]
+            x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
+            x1, y1 = min(int(np.ceil(x + w)), width), min(int(np.ceil(y + h)), height)
+            mask[y0:y1, x0:x1] = 0.0
+    return mask
+
+
+def keypoint_indices(names: Iterable[str]) -> tuple[int, ...]:
+    """Our indices of keypoint names (ours or COCO's); a clear error for unknown names."""
+    out = []
+    for n in names:
+        if n not in KEYPOINTS:
+            raise ValueError(f"unknown keypoint name {n!r}; choose from {list(KEYPOINTS)}")
+        out.append(KEYPOINTS.index(n))
+    return tuple(sorted(set(out)))
+
+
+def never_labelled(anns: Iterable[dict]) -> tuple[int, ...]:
+    """Our indices of the keypoints with v=0 in every labelled annotation (plus the neck
+    when a shoulder is never labelled). Empty when there are no labelled annotations."""
+    seen = np.zeros(len(COCO_KEYPOINTS), bool)
+    any_ann = False
+    for ann in anns:
+        if is_labelled(ann):
+            any_ann = True
+            seen |= np.asarray(ann["keypoints"], np.float32).reshape(-1, 3)[:, 2] > 0
+    if not any_ann:
+        return ()
+    unknown = {COCO_TO_OURS[c] for c in np.flatnonzero(~seen)}
+    if unknown & set(_SHOULDERS):
+        unknown.add(NECK)
+    return tuple(sorted(unknown))
+
+
+def channel_weights(unknown: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(heatmap weights (19,), paf weights (38,))`` float32: 0 for the channels of the
+    ``unknown`` keypoints, their limbs and (if any is unknown) the background; else 1."""
+    unknown = tuple(sorted(set(int(k) for k in unknown)))
+    heat = np.ones(NUM_HEATMAPS, np.float32)
+    paf = np.ones(NUM_PAFS, np.float32)
+    if unknown:
+        heat[list(unknown)] = 0.0
+        heat[BACKGROUND] = 0.0
+        paf[list(paf_channels_of(limbs_touching(unknown)))] = 0.0
+    return heat, paf

@@ -1,0 +1,89 @@
+"""Maps -> people: the CPU post-processor, usable with any network's outputs.
+
+``decode(heatmaps, pafs, params, scale=...)`` takes numpy maps in the CMU COCO layout
+(``(18 or 19, H, W)`` heatmaps, ``(38, H, W)`` PAFs, float32) and returns ``Detections``
+with keypoints in image pixels. Works at network resolution (no map resizing): peaks are
+refined to sub-cell precision instead. Only numpy and scipy are needed (no torch).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..structures import Detections, Person
+from .assemble import group_peaks, select_people
+from .limbs import Connections, score_limbs
+from .params import PRESETS, DecodeParams, get_params
+from .peaks import Peaks, find_peaks
+
+__all__ = ["decode", "PafDecoder", "DecodeParams", "PRESETS", "get_params", "Peaks",
+           "Connections", "find_peaks", "score_limbs", "group_peaks", "select_people"]
+
+
+def _as_xy(scale) -> tuple[float, float]:
+    if np.isscalar(scale):
+        return float(scale), float(scale)
+    sx, sy = scale
+    return float(sx), float(sy)
+
+
+def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: DecodeParams | str | None = None,
+           *, scale: float | tuple[float, float] = 1.0,
+           image_size: tuple[int, int] | None = None,
+           timings: dict[str, float] | None = None) -> Detections:
+    """Find people in one image's maps.
+
+    heatmaps: ``(18 or 19, H, W)`` float32 (background channel ignored).
+    pafs: ``(38, H, W)`` float32, channel layout of ``skeleton.PAF_CHANNELS``.
+    params: ``DecodeParams``, a preset name ("cvpr2017", "openpose") or None (default).
+    scale: image pixels per map cell, a number or ``(sx, sy)``. A map cell ``c`` lands at
+        image pixel ``(c + 0.5) * scale - 0.5`` (e.g. stride 8 / resize factor).
+    image_size: ``(width, height)`` of the image; defaults to the map size times scale.
+    timings: if given, filled with milliseconds per stage (``peaks``, ``limbs``,
+        ``assembly``).
+    """
+    if not isinstance(params, DecodeParams):
+        params = get_params(params)
+    heatmaps = np.asarray(heatmaps, dtype=np.float32)
+    pafs = np.asarray(pafs, dtype=np.float32)
+    if heatmaps.ndim != 3 or pafs.ndim != 3 or heatmaps.shape[1:] != pafs.shape[1:]:
+        raise ValueError(f"heatmaps {heatmaps.shape} and pafs {pafs.shape} must be "
+                         "(C, H, W) maps of the same H, W")
+    sx, sy = _as_xy(scale)
+    if image_size is None:
+        image_size = (round(heatmaps.shape[2] * sx), round(heatmaps.shape[1] * sy))
+    t0 = time.perf_counter()
+    peaks = find_peaks(heatmaps, params.peak_threshold, max_peaks=params.max_peaks,
+                       refine=params.refine)
+    t1 = time.perf_counter()
+    connections = score_limbs(peaks, pafs, params, scale=(sx, sy),
+                              image_height=float(image_size[1]))
+    t2 = time.perf_counter()
+    members, limb_scores, scores = select_people(peaks, *group_peaks(peaks, connections),
+                                                 params)
+    people = []
+    for m, ls, s in zip(members, limb_scores, scores):
+        kps = np.zeros((len(m), 3), dtype=np.float32)
+        found = m >= 0
+        idx = m[found]
+        kps[found, 0] = (peaks.xy[idx, 0] + 0.5) * sx - 0.5
+        kps[found, 1] = (peaks.xy[idx, 1] + 0.5) * sy - 0.5
+        kps[found, 2] = peaks.score[idx]
+        people.append(Person(keypoints=kps, score=float(s), limb_scores=ls))
+    if timings is not None:
+        t3 = time.perf_counter()
+        timings.update(peaks=(t1 - t0) * 1e3, limbs=(t2 - t1) * 1e3, assembly=(t3 - t2) * 1e3)
+    return Detections(image_size=(int(image_size[0]), int(image_size[1])), people=people)
+
+
+@dataclass
+class PafDecoder:
+    """``decode`` with fixed params: ``PafDecoder(params)(heatmaps, pafs, scale=...)``."""
+
+    params: DecodeParams = field(default_factory=DecodeParams)
+
+    def __call__(self, heatmaps: np.ndarray, pafs: np.ndarray, *, scale=1.0,
+                 image_size=None) -> Detections:
+        return decode(heatmaps, pafs, self.params, scale=scale, image_size=image_size)

@@ -1,0 +1,119 @@
+"""Stage 2 of decoding: PAF line-integral scores of candidate limbs, greedy matching."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..skeleton import LIMBS, NUM_PAFS, PAF_CHANNELS
+from .params import DecodeParams
+from .peaks import Peaks
+
+_PAF_X = np.array([c[0] for c in PAF_CHANNELS])
+_PAF_Y = np.array([c[1] for c in PAF_CHANNELS])
+
+
+@dataclass
+class Connections:
+    """Accepted limbs of one image (each peak used at most once per limb type).
+
+    limb: ``(M,)`` int64 limb index into ``skeleton.LIMBS``.
+    a, b: ``(M,)`` int64 global peak indices of the limb's two ends (``LIMBS[limb]`` order).
+    score: ``(M,)`` float32 PAF score with the distance prior, sorted descending.
+    """
+
+    limb: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    score: np.ndarray
+
+    def __post_init__(self):
+        n = len(self.score)
+        if not (len(self.limb) == len(self.a) == len(self.b) == n):
+            raise ValueError("Connections: limb, a, b and score must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+
+def candidate_pairs(peaks: Peaks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (limb, a, b) pair of peaks that could form a limb: ``(P,)`` int64 each."""
+    limbs, a_idx, b_idx = [], [], []
+    for k, (pa, pb) in enumerate(LIMBS):
+        ia, ib = peaks.indices(pa), peaks.indices(pb)
+        if len(ia) == 0 or len(ib) == 0:
+            continue
+        ga, gb = np.meshgrid(ia, ib, indexing="ij")
+        a_idx.append(ga.ravel())
+        b_idx.append(gb.ravel())
+        limbs.append(np.full(ga.size, k, dtype=np.int64))
+    if not limbs:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    return np.concatenate(limbs), np.concatenate(a_idx), np.concatenate(b_idx)
+
+
+def _bilinear(maps: np.ndarray, ch: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Sample ``maps[ch, y, x]`` bilinearly; ``ch`` broadcasts against ``x``/``y``."""
+    _, h, w = maps.shape
+    x = np.clip(x, 0, w - 1)
+    y = np.clip(y, 0, h - 1)
+    x0 = np.minimum(np.floor(x).astype(np.int64), w - 2) if w > 1 else np.zeros_like(x, int)
+    y0 = np.minimum(np.floor(y).astype(np.int64), h - 2) if h > 1 else np.zeros_like(y, int)
+    fx, fy = x - x0, y - y0
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    return ((maps[ch, y0, x0] * (1 - fx) + maps[ch, y0, x1] * fx) * (1 - fy)
+            + (maps[ch, y1, x0] * (1 - fx) + maps[ch, y1, x1] * fx) * fy)
+
+
+def score_limbs(peaks: Peaks, pafs: np.ndarray, params: DecodeParams,
+                scale: tuple[float, float] = (1.0, 1.0),
+                image_height: float | None = None) -> Connections:
+    """Score every candidate limb by its PAF line integral; keep those that pass.
+
+    pafs: ``(38, H, W)`` float32 at the same resolution as the peaks.
+    scale: ``(sx, sy)`` image pixels per map cell (for the distance prior).
+    image_height: in pixels, for the distance prior; defaults to ``H * sy``.
+    A candidate passes if at least ``min_pass_ratio`` of its ``num_samples`` samples
+    exceed ``paf_threshold`` and its mean score plus distance prior is > 0.
+    """
+    if pafs.ndim != 3 or pafs.shape[0] != NUM_PAFS:
+        raise ValueError(f"pafs must be ({NUM_PAFS}, H, W), got {pafs.shape}")
+    limb, a, b = candidate_pairs(peaks)
+    if len(limb) == 0:
+        return Connections(limb, a, b, np.zeros(0, np.float32))
+    pa, pb = peaks.xy[a].astype(np.float64), peaks.xy[b].astype(np.float64)
+    d = pb - pa
+    norm = np.hypot(d[:, 0], d[:, 1])
+    unit = d / np.maximum(norm, 1e-6)[:, None]
+    t = np.linspace(0.0, 1.0, params.num_samples)
+    sx = pa[:, 0:1] + t * d[:, 0:1]                        # (P, S)
+    sy = pa[:, 1:2] + t * d[:, 1:2]
+    vx = _bilinear(pafs, _PAF_X[limb][:, None], sx, sy)
+    vy = _bilinear(pafs, _PAF_Y[limb][:, None], sx, sy)
+    dots = vx * unit[:, 0:1] + vy * unit[:, 1:2]           # (P, S)
+    score = dots.mean(axis=1)
+    if params.distance_prior:
+        height = image_height if image_height is not None else pafs.shape[1] * scale[1]
+        length_px = np.maximum(np.hypot(d[:, 0] * scale[0], d[:, 1] * scale[1]), 1e-6)
+        score = score + np.minimum(0.5 * height / length_px - 1.0, 0.0)
+    passed = ((dots > params.paf_threshold).sum(axis=1)
+              >= params.min_pass_ratio * params.num_samples - 1e-9)
+    keep = passed & (score > 0) & (norm > 1e-6)
+    return match_greedy(limb[keep], a[keep], b[keep], score[keep].astype(np.float32))
+
+
+def match_greedy(limb: np.ndarray, a: np.ndarray, b: np.ndarray,
+                 score: np.ndarray) -> Connections:
+    """Per limb type, take candidates by descending score, each peak at most once."""
+    order = np.argsort(-score, kind="stable")
+    limb, a, b, score = limb[order], a[order], b[order], score[order]
+    keep = np.zeros(len(score), dtype=bool)
+    used: set[tuple[int, int]] = set()
+    for i, (k, ia, ib) in enumerate(zip(limb.tolist(), a.tolist(), b.tolist())):
+        if (k, ia) in used or (k, ib) in used:
+            continue
+        used.add((k, ia))
+        used.add((k, ib))
+        keep[i] = True
+    return Connections(limb[keep], a[keep], b[keep], score[keep])

@@ -1,0 +1,160 @@
+"""Draw detected skeletons on images, and write rendered frames to an mp4 file."""
+from __future__ import annotations
+
+import colorsys
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+import cv2
+import numpy as np
+
+from ..skeleton import KEYPOINTS, LIMBS, NUM_KEYPOINTS, RENDER_LIMBS
+from ..structures import Detections, Person
+from .writers import AtomicPath
+
+# OpenPose's COCO render colours, one per keypoint, as RGB (POSE_COCO_COLORS_RENDER);
+# a limb takes the colour of its end keypoint, as in OpenPose. Stored here as BGR.
+_OPENPOSE_RGB = (
+    (255, 0, 85), (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0),
+    (85, 255, 0), (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255),
+    (0, 85, 255), (0, 0, 255), (255, 0, 170), (170, 0, 255), (255, 0, 255), (85, 0, 255),
+)
+KEYPOINT_COLOURS: tuple[tuple[int, int, int], ...] = tuple(
+    (b, g, r) for r, g, b in _OPENPOSE_RGB)
+assert len(KEYPOINT_COLOURS) == NUM_KEYPOINTS
+LIMB_COLOURS: tuple[tuple[int, int, int], ...] = tuple(KEYPOINT_COLOURS[b] for _, b in LIMBS)
+# Id labels go above the highest of these (the head), lifted by a fraction of neck-nose.
+_HEAD = tuple(KEYPOINTS.index(n) for n in ("nose", "right_eye", "left_eye", "right_ear",
+                                           "left_ear", "neck"))
+_NOSE, _NECK = KEYPOINTS.index("nose"), KEYPOINTS.index("neck")
+DEFAULT_VIDEO_FPS = 30.0
+
+
+def id_colour(person_id: int) -> tuple[int, int, int]:
+    """A stable, well-separated BGR colour for a track id (golden-ratio hue steps)."""
+    hue = (person_id * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 1.0)
+    return int(b * 255), int(g * 255), int(r * 255)
+
+
+def _auto_thickness(person: Person, width: int, height: int) -> int:
+    """OpenPose's rule: sqrt(image area) / 75, scaled down for people that are small
+    relative to the image, at least 2 pixels."""
+    x0, y0, x1, y1 = person.bbox()
+    ratio = min(1.0, max((x1 - x0) / max(width, 1), (y1 - y0) / max(height, 1)))
+    return max(int(round(np.sqrt(width * height) / 75.0 * ratio)), 2)
+
+
+def render(image: np.ndarray, detections: Detections, *, thickness: Optional[int] = None,
+           colour_by_id: bool = False) -> np.ndarray:
+    """Draw every person of ``detections`` on a copy of ``image``.
+
+    image: ``(H, W, 3)`` uint8 BGR (not modified).
+    thickness: limb line width in pixels; None = OpenPose's rule (image size and person
+        size based, at least 2 px). Keypoint dots get a matching radius.
+    colour_by_id: colour each tracked person (``id >= 0``) by a stable colour from its id
+        and write the id next to the head; untracked people keep the per-limb colours.
+    Returns the rendered ``(H, W, 3)`` uint8 BGR copy.
+    """
+    out = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    h, w = out.shape[:2]
+    for person in detections.people:
+        kps = person.keypoints
+        found = person.found & np.isfinite(kps).all(axis=1)
+        if not found.any():
+            continue
+        t = thickness if thickness is not None else _auto_thickness(person, w, h)
+        line = max(1, int(round(t if thickness is not None else t * 0.75)))
+        radius = max(1, int(round(t * 0.6)))
+        own = id_colour(person.id) if colour_by_id and person.id >= 0 else None
+        pts = np.rint(np.where(found[:, None], kps[:, :2], 0)).astype(np.int64)
+        pts = np.clip(pts, -10 * max(w, h), 10 * max(w, h))  # keep cv2 within int range
+        for k in RENDER_LIMBS:
+            a, b = LIMBS[k]
+            if found[a] and found[b]:
+                cv2.line(out, tuple(map(int, pts[a])), tuple(map(int, pts[b])),
+                         own or LIMB_COLOURS[k], line, cv2.LINE_AA)
+        for i in np.flatnonzero(found):
+            cv2.circle(out, tuple(map(int, pts[i])), radius, own or KEYPOINT_COLOURS[i], -1,
+                       cv2.LINE_AA)
+        if own is not None:
+            head = [i for i in _HEAD if found[i]] or list(np.flatnonzero(found))
+            top = min(head, key=lambda i: pts[i, 1])
+            lift = 2 * radius + 4
+            if found[_NOSE] and found[_NECK]:
+                lift = max(lift, int(0.6 * np.hypot(*(pts[_NECK] - pts[_NOSE]))))
+            scale = max(0.4, t / 5.0)
+            text = str(person.id)
+            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            x = int(pts[top, 0]) - tw // 2
+            y = max(th + 2, int(pts[top, 1]) - lift)
+            stroke = max(1, int(round(scale * 2)))
+            cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                        stroke + 2, cv2.LINE_AA)
+            cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, own, stroke,
+                        cv2.LINE_AA)
+    return out
+
+
+class VideoSink:
+    """Write BGR frames to an mp4 (``mp4v``) with ``cv2.VideoWriter``.
+
+    The file is written under a temporary name in the same folder and moved onto ``path``
+    by ``close()``, so an existing video is only replaced by a finished one. The frame size
+    is fixed by the first frame (later frames of another size are resized to it). A sink
+    that received no frame writes nothing. ``fps`` None or <= 0 means 30.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], fps: Optional[float] = None,
+                 fourcc: str = "mp4v"):
+        self.path = Path(path)
+        self.fps = float(fps) if fps and fps > 0 else DEFAULT_VIDEO_FPS
+        self.fourcc = fourcc
+        self.frames = 0
+        self._size: Optional[tuple[int, int]] = None
+        self._writer = None
+        self._tmp: Optional[AtomicPath] = None
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one ``(H, W, 3)`` uint8 BGR frame."""
+        if self._writer is None:
+            h, w = frame.shape[:2]
+            self._size = (w, h)
+            self._tmp = AtomicPath(self.path)
+            self._writer = cv2.VideoWriter(str(self._tmp.tmp),
+                                           cv2.VideoWriter_fourcc(*self.fourcc),
+                                           self.fps, self._size)
+            if not self._writer.isOpened():
+                self._writer = None
+                self._tmp.discard()
+                raise OSError(f"cannot open a {self.fourcc} video writer for {self.path}")
+        if (frame.shape[1], frame.shape[0]) != self._size:
+            frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
+        self._writer.write(np.ascontiguousarray(frame, dtype=np.uint8))
+        self.frames += 1
+
+    def close(self) -> Optional[Path]:
+        """Finish the file; returns its path, or None when no frame was written."""
+        if self._writer is None:
+            return None
+        self._writer.release()
+        self._writer = None
+        return self._tmp.commit()
+
+    def abort(self) -> None:
+        """Stop without producing (or replacing) the output file."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            self._tmp.discard()
+
+    def __enter__(self) -> "VideoSink":
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()  # also on errors: the frames written so far are still a valid video
+        return False
+
+
+__all__ = ["render", "VideoSink", "id_colour", "KEYPOINT_COLOURS", "LIMB_COLOURS"]

@@ -1,0 +1,510 @@
+"""Input sources: image files, folders, glob patterns, videos and webcams, as frames.
+
+``iter_frames(specs)`` turns command-line style input specs into a stream of ``Frame``
+(a decoded BGR image plus where it came from) and ``InputError`` (a bad input, with a
+one-line reason). Bad inputs never raise: the caller reports them and goes on.
+
+Spec kinds, tried in this order:
+  * an existing file: a video if its extension is in ``VIDEO_EXTENSIONS``, else an image;
+  * an existing folder: its images (``IMAGE_EXTENSIONS``, case-insensitive; hidden
+    ``.*`` files skipped, like glob does), in natural sort order (``img2`` before
+    ``img10``), non-recursive unless ``recursive=True``;
+  * all digits (and no such file): a webcam index for ``cv2.VideoCapture``;
+  * containing ``* ? [``: a glob pattern (``**`` recurses); matching images and videos;
+  * anything else: an ``InputError`` ("no such file or directory").
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import struct
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Union
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
+# Images declaring more pixels than this are refused before decoding (a 20000 x 20000
+# header would otherwise make the decoder allocate gigabytes).
+MAX_IMAGE_PIXELS = 100_000_000
+# Consecutive unreadable video frames tolerated before giving up on a stream.
+MAX_BAD_FRAMES = 5
+
+try:  # OpenCV's own log lines ("[ WARN:0@...] ...") would break one-line error reports.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+except AttributeError:  # pragma: no cover - very old OpenCV
+    pass
+
+
+class ImageLoadError(Exception):
+    """An image file that cannot be used; ``str(err)`` is a one-line reason."""
+
+
+@dataclass
+class Frame:
+    """One decoded input image.
+
+    name: unique output stem: the image stem (``_2``, ``_3``... appended on clashes), or
+        ``<video stem>_000123`` for frame 123 of a video (``webcam0_000123`` for webcams).
+    image: ``(H, W, 3)`` uint8 BGR, C-contiguous.
+    source: the file path (or ``webcam:N``) the frame came from.
+    index: frame number inside its source (0 for a still image, or its position in the
+        folder/glob listing).
+    time: presentation time in seconds for video and webcam frames, None for stills.
+    fps: frames per second of the video/webcam (None for stills, or when unknown).
+    video: the stem shared by all frames of one video/webcam stream (``<video stem>`` or
+        ``webcamN``), None for still images. Writers group a stream's frames by it.
+    """
+
+    name: str
+    image: np.ndarray
+    source: str
+    index: int = 0
+    time: Optional[float] = None
+    fps: Optional[float] = None
+    video: Optional[str] = None
+
+
+@dataclass
+class InputError:
+    """An input that could not be read; ``reason`` is one line for ``skipped <src>: <reason>``."""
+
+    source: str
+    reason: str
+
+
+Item = Union[Frame, InputError]
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------------------------
+# Still images
+
+
+@contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (libpng/libjpeg print straight to it, bypassing OpenCV's
+    log level). Process-wide while active, so only wrapped around single decode calls."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all
+        yield
+        return
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _header_size(data: bytes) -> Optional[tuple[int, int]]:
+    """``(width, height)`` declared by a PNG, JPEG, BMP or WebP header, else None.
+
+    Cheap (reads a few header bytes / JPEG marker segments); used to refuse absurd sizes
+    before the decoder allocates memory for them.
+    """
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            return struct.unpack(">II", data[16:24])
+        if data[:2] == b"BM" and len(data) >= 26:
+            w, h = struct.unpack("<ii", data[18:26])
+            return abs(w), abs(h)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            kind = data[12:16]
+            if kind == b"VP8X":
+                w = 1 + int.from_bytes(data[24:27], "little")
+                h = 1 + int.from_bytes(data[27:30], "little")
+                return w, h
+            if kind == b"VP8L":
+                b = int.from_bytes(data[21:25], "little")
+                return 1 + (b & 0x3FFF), 1 + ((b >> 14) & 0x3FFF)
+            if kind == b"VP8 ":
+                w, h = struct.unpack("<HH", data[26:30])
+                return w & 0x3FFF, h & 0x3FFF
+            return None
+        if data[:2] == b"\xff\xd8":
+            i, n = 2, len(data)
+            while i + 9 < n:
+                if data[i] != 0xFF:
+                    return None
+                marker = data[i + 1]
+                if marker == 0xFF:  # fill byte
+                    i += 1
+                    continue
+                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                    i += 2
+                    continue
+                seg_len = struct.unpack(">H", data[i + 2:i + 4])[0]
+                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                    h, w = struct.unpack(">HH", data[i + 5:i + 9])
+                    return w, h
+                i += 2 + seg_len
+    except struct.error:
+        return None
+    return None
+
+
+def _to_bgr_uint8(img: np.ndarray) -> np.ndarray:
+    """Any decoded array -> ``(H, W, 3)`` uint8 BGR, C-contiguous (see ``load_image``)."""
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4):
+        raise ImageLoadError(f"unsupported image layout {img.shape}")
+    # Depth first, so alpha compositing happens in [0, 1] floats.
+    if img.dtype == np.uint8:
+        f = None
+    elif img.dtype == np.uint16:
+        f = img.astype(np.float32) / 65535.0
+    elif img.dtype in (np.int8, np.int16, np.int32):
+        # Signed integer TIFFs: assume the non-negative part of the type's range.
+        f = np.clip(img.astype(np.float32) / float(np.iinfo(img.dtype).max), 0.0, 1.0)
+    elif np.issubdtype(img.dtype, np.floating):
+        f = np.nan_to_num(img.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+        if f.size and float(f.max()) > 1.0:  # looks like 0..255 data, not 0..1
+            f = f / 255.0
+        f = np.clip(f, 0.0, 1.0)
+    else:
+        raise ImageLoadError(f"unsupported pixel type {img.dtype}")
+    channels = img.shape[2]
+    if channels in (2, 4):  # colour + alpha: composite on white
+        if f is None:
+            f = img.astype(np.float32) / 255.0
+        alpha = f[:, :, -1:]
+        f = f[:, :, :-1] * alpha + (1.0 - alpha)
+    if f is not None:
+        img = np.rint(f * 255.0).astype(np.uint8)
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img)
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Encoded image bytes -> ``(H, W, 3)`` uint8 BGR. Raises ``ImageLoadError``.
+
+    See ``load_image`` for the conversions applied.
+    """
+    if len(data) == 0:
+        raise ImageLoadError("empty file")
+    size = _header_size(data)
+    if size is not None:
+        w, h = size
+        if w <= 0 or h <= 0:
+            raise ImageLoadError(f"invalid image size {w}x{h} in header")
+        if w * h > MAX_IMAGE_PIXELS:
+            raise ImageLoadError(f"image too large ({w}x{h} = {w * h / 1e6:.0f} MP, "
+                                 f"limit {MAX_IMAGE_PIXELS / 1e6:.0f} MP)")
+    is_jpeg = data[:3] == b"\xff\xd8\xff"
+    if is_jpeg and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise ImageLoadError("truncated JPEG (no end-of-image marker)")
+    # JPEGs are 8-bit without alpha: IMREAD_COLOR also applies the EXIF orientation.
+    flags = cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED
+    try:
+        with _quiet_stderr():
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as e:
+        msg = str(e).lower()
+        if "pixels" in msg or "limit" in msg or "too" in msg:
+            raise ImageLoadError("image too large for the decoder") from None
+        raise ImageLoadError("not an image (cannot decode)") from None
+    if img is None or img.size == 0:
+        raise ImageLoadError("not an image (cannot decode)")
+    return _to_bgr_uint8(img)
+
+
+def load_image(path: Union[str, os.PathLike]) -> np.ndarray:
+    """Read an image file as ``(H, W, 3)`` uint8 BGR (C-contiguous).
+
+    Raises ``ImageLoadError`` with a one-line reason for: a missing/unreadable file, an
+    empty file, bytes no decoder accepts, a truncated JPEG (no ``FFD9`` end marker after
+    stripping trailing zero bytes), or a header declaring more than ``MAX_IMAGE_PIXELS``.
+
+    Conversions: bytes are read by Python (so non-ASCII paths work) and decoded with
+    ``cv2.imdecode`` (JPEG: EXIF orientation applied); grayscale -> BGR by repetition;
+    an alpha channel is composited onto a white background (transparent = white);
+    16-bit -> 8-bit by ``round(v / 257)``; float images are taken as 0..1 (or 0..255 when
+    their maximum exceeds 1), clipped and scaled to 0..255.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise ImageLoadError("no such file") from None
+    except IsADirectoryError:
+        raise ImageLoadError("is a directory") from None
+    except OSError as e:
+        raise ImageLoadError(_one_line(f"cannot read file ({e.strerror or e})")) from None
+    return decode_image(data)
+
+
+# ---------------------------------------------------------------------------------------
+# Expanding specs
+
+
+@dataclass
+class _Input:
+    kind: str      # "image" | "video" | "webcam"
+    path: str      # file path, or the webcam index as a string
+    index: int = 0  # position inside a folder/glob listing
+
+
+def _natural_key(path: str):
+    """Sort key: case-insensitive, digit runs compared as numbers (img2 < img10)."""
+    parts = re.split(r"(\d+)", path.lower())
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts], path
+
+
+def _is_glob(spec: str) -> bool:
+    return any(c in spec for c in "*?[")
+
+
+def _kind_of(path: str) -> Optional[str]:
+    ext = os.path.splitext(path)[1].lower()
+    if ext in IMAGE_EXTENSIONS:
+        return "image"
+    if ext in VIDEO_EXTENSIONS:
+        return "video"
+    return None
+
+
+def _expand(spec: str, recursive: bool) -> Iterator[Union[_Input, InputError]]:
+    spec = os.fspath(spec)
+    if os.path.isfile(spec):
+        yield _Input(_kind_of(spec) or "image", spec)
+    elif os.path.isdir(spec):
+        if recursive:
+            files = [os.path.join(root, f) for root, dirs, names in os.walk(spec)
+                     for f in names if not f.startswith(".")
+                     and not any(part.startswith(".") for part in
+                                 Path(os.path.relpath(root, spec)).parts if part != ".")]
+        else:
+            try:
+                files = [e.path for e in os.scandir(spec)
+                         if e.is_file() and not e.name.startswith(".")]
+            except OSError as e:
+                yield InputError(spec, _one_line(f"cannot list folder ({e.strerror or e})"))
+                return
+        files = sorted((f for f in files if _kind_of(f) == "image"), key=_natural_key)
+        if not files:
+            yield InputError(spec, "no images in folder")
+        for i, f in enumerate(files):
+            yield _Input("image", f, i)
+    elif spec.isdigit():
+        yield _Input("webcam", spec)
+    elif _is_glob(spec):
+        files = [f for f in glob.glob(spec, recursive=True) if os.path.isfile(f)]
+        files = sorted((f for f in files if _kind_of(f)), key=_natural_key)
+        if not files:
+            yield InputError(spec, "no images or videos match the pattern")
+        for i, f in enumerate(files):
+            yield _Input(_kind_of(f), f, i)
+    else:
+        yield InputError(spec, "no such file or directory")
+
+
+def _unique(name: str, used: set[str]) -> str:
+    out, k = name, 1
+    while out in used:
+        k += 1
+        out = f"{name}_{k}"
+    used.add(out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Video and webcam
+
+
+def _video_frames(cap, source: str, stem: str, every: int, *, live: bool,
+                  limit: Optional[int]) -> Iterator[Item]:
+    """Frames of one opened ``cv2.VideoCapture``-like object (``read``, ``grab``, ``get``).
+
+    Unreadable frames are skipped: after a later frame reads again, one ``InputError``
+    names the skipped range; after ``MAX_BAD_FRAMES`` consecutive failures the stream
+    ends (reported when the container declared more frames than were read).
+    """
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    fps = fps if 0.0 < fps < 1000.0 else None
+    declared = 0 if live else max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+    start = time.monotonic()
+    index, bad_start, bad, yielded = 0, 0, 0, 0
+    try:
+        while limit is None or yielded < limit:
+            want = index % every == 0
+            try:
+                with _quiet_stderr():  # ffmpeg logs decode errors straight to fd 2
+                    if want:
+                        ok, img = cap.read()
+                        ok = bool(ok) and img is not None and img.size > 0
+                    else:
+                        ok, img = bool(cap.grab()), None
+            except cv2.error:
+                ok, img = False, None
+            if not ok:
+                # End of file when the declared length is reached (or unknown); else a
+                # damaged frame: skip it, up to MAX_BAD_FRAMES in a row.
+                eof = not live and (declared == 0 or index >= declared)
+                if not eof:
+                    bad_start = index if bad == 0 else bad_start
+                    bad += 1
+                    index += 1
+                    if bad <= MAX_BAD_FRAMES:
+                        if live:
+                            time.sleep(0.05)  # give the camera a moment
+                        continue
+                if bad and live:
+                    yield InputError(source, "webcam stopped delivering frames")
+                elif bad and declared - bad_start > MAX_BAD_FRAMES:
+                    # (a short unreadable tail is an over-stated frame count, not damage)
+                    yield InputError(source, f"cannot decode frames {bad_start}-"
+                                             f"{declared - 1} of {declared}; stopped")
+                break
+            if bad:
+                last = index - 1
+                span = f"{bad_start}-{last}" if last > bad_start else f"{bad_start}"
+                yield InputError(source, f"frame {span}: cannot decode, skipped")
+                bad = 0
+            if want:
+                if live:
+                    t = time.monotonic() - start
+                else:
+                    ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+                    t = (ms / 1000.0 if ms is not None and (ms > 0 or index == 0 and ms == 0)
+                         else (index / fps if fps else None))
+                if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                    img = _to_bgr_uint8(img)
+                yield Frame(name=f"{stem}_{index:06d}", image=np.ascontiguousarray(img),
+                            source=source, index=index, time=t, fps=fps, video=stem)
+                yielded += 1
+            index += 1
+    finally:
+        cap.release()
+
+
+def _open_capture(target) -> "cv2.VideoCapture":
+    with _quiet_stderr():
+        return cv2.VideoCapture(target)
+
+
+def _video_items(inp: _Input, stem: str, every: int, limit: Optional[int]) -> Iterator[Item]:
+    if inp.kind == "webcam":
+        cap = _open_capture(int(inp.path))
+        source = f"webcam:{inp.path}"
+        if not cap.isOpened():
+            cap.release()
+            yield InputError(source, f"cannot open webcam {inp.path}")
+            return
+    else:
+        source = inp.path
+        if os.path.getsize(inp.path) == 0:
+            yield InputError(source, "empty file")
+            return
+        cap = _open_capture(inp.path)
+        if not cap.isOpened():
+            cap.release()
+            yield InputError(source, "not a video (cannot open)")
+            return
+    yield from _video_frames(cap, source, stem, every, live=inp.kind == "webcam", limit=limit)
+
+
+# ---------------------------------------------------------------------------------------
+# Public entry points
+
+
+def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] = None,
+                recursive: bool = False,
+                skip: Optional[Callable[[str], bool]] = None) -> Iterator[Item]:
+    """Yield ``Frame`` / ``InputError`` for every input spec, in order (see module doc).
+
+    every: keep every N-th frame of each video/webcam and every N-th image of each
+        folder/glob listing (frame/listing index ``% every == 0``).
+    max_frames: stop after this many ``Frame``s in total (errors do not count).
+    recursive: descend into sub-folders of folder specs.
+    skip: called with each still image's output name before decoding; True drops the
+        image without decoding it (used to skip already-processed outputs cheaply).
+        Video frames are always decoded and yielded (a video is read sequentially).
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    used: set[str] = set()
+    yielded = 0
+    for spec in specs:
+        for inp in _expand(spec, recursive):
+            if max_frames is not None and yielded >= max_frames:
+                return
+            if isinstance(inp, InputError):
+                yield inp
+                continue
+            if inp.kind == "image":
+                if inp.index % every:
+                    continue
+                name = _unique(Path(inp.path).stem, used)
+                if skip is not None and skip(name):
+                    continue
+                try:
+                    image = load_image(inp.path)
+                except ImageLoadError as e:
+                    yield InputError(inp.path, _one_line(str(e)))
+                    continue
+                yield Frame(name=name, image=image, source=inp.path, index=inp.index)
+                yielded += 1
+            else:
+                stem = f"webcam{inp.path}" if inp.kind == "webcam" else Path(inp.path).stem
+                stem = _unique(stem, used)
+                limit = None if max_frames is None else max_frames - yielded
+                for item in _video_items(inp, stem, every, limit):
+                    if isinstance(item, Frame):
+                        yielded += 1
+                    yield item
+
+
+def count_inputs(specs: list[str], *, every: int = 1, max_frames: Optional[int] = None,
+                 recursive: bool = False) -> Optional[int]:
+    """Number of items ``iter_frames`` will yield (frames + expansion errors), for a
+    progress-bar total. Cheap: lists folders and reads video headers only. Video lengths
+    come from ``CAP_PROP_FRAME_COUNT`` (can be approximate). None when a webcam is
+    involved (endless) and ``max_frames`` is not set.
+    """
+    errors, frames, endless = 0, 0, False
+    for spec in specs:
+        for inp in _expand(spec, recursive):
+            if isinstance(inp, InputError):
+                errors += 1
+            elif inp.kind == "image":
+                frames += inp.index % every == 0
+            elif inp.kind == "webcam":
+                endless = True
+            else:
+                with _quiet_stderr():
+                    cap = cv2.VideoCapture(inp.path)
+                n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+                cap.release()
+                if n <= 0:
+                    errors += 1  # unreadable (one error item) or unknown length
+                frames += (max(n, 0) + every - 1) // every
+    if max_frames is not None:
+        return errors + (max_frames if endless else min(frames, max_frames))
+    return None if endless else errors + frames
+
+
+__all__ = ["Frame", "InputError", "ImageLoadError", "iter_frames", "count_inputs",
+           "load_image", "decode_image", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS",
+           "MAX_IMAGE_PIXELS"]

@@ -1,0 +1,103 @@
+"""Small typed structures that cross module boundaries (decoder -> tracker -> writers)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .skeleton import NUM_KEYPOINTS, NUM_LIMBS, ours_to_coco
+
+
+@dataclass
+class Person:
+    """One detected person.
+
+    keypoints: ``(18, 3)`` float32 ``[x, y, confidence]`` in image pixels (pixel centres at
+        integer coordinates, as OpenPose writes them); confidence 0 means not found.
+    score: ranking score of the whole person (higher is better), in [0, 1].
+    limb_scores: ``(19,)`` float32 PAF score of each limb, 0 where the limb was not found.
+    id: track id across video frames, -1 when not tracked.
+    """
+
+    keypoints: np.ndarray
+    score: float
+    limb_scores: np.ndarray = field(default_factory=lambda: np.zeros(NUM_LIMBS, np.float32))
+    id: int = -1
+
+    def __post_init__(self):
+        self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
+        self.limb_scores = np.asarray(self.limb_scores, dtype=np.float32)
+        if self.keypoints.shape != (NUM_KEYPOINTS, 3):
+            raise ValueError(f"Person.keypoints must be ({NUM_KEYPOINTS}, 3), "
+                             f"got {self.keypoints.shape}")
+        if self.limb_scores.shape != (NUM_LIMBS,):
+            raise ValueError(f"Person.limb_scores must be ({NUM_LIMBS},), "
+                             f"got {self.limb_scores.shape}")
+
+    @property
+    def found(self) -> np.ndarray:
+        """``(18,)`` bool: which keypoints were found."""
+        return self.keypoints[:, 2] > 0
+
+    @property
+    def num_parts(self) -> int:
+        return int(self.found.sum())
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        """``(x0, y0, x1, y1)`` around the found keypoints, in image pixels."""
+        xy = self.keypoints[self.found, :2]
+        if len(xy) == 0:
+            return (0.0, 0.0, 0.0, 0.0)
+        (x0, y0), (x1, y1) = xy.min(0), xy.max(0)
+        return (float(x0), float(y0), float(x1), float(y1))
+
+    def coco_keypoints(self) -> np.ndarray:
+        """``(17, 3)`` in COCO order; found points get v=2 (COCO results ignore v)."""
+        kps = ours_to_coco(self.keypoints).copy()
+        kps[:, 2] = np.where(kps[:, 2] > 0, 2.0, 0.0)
+        return kps
+
+
+@dataclass
+class Detections:
+    """All people found in one image. ``image_size`` is ``(width, height)`` in pixels."""
+
+    image_size: tuple[int, int]
+    people: list[Person] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.people)
+
+    def __iter__(self):
+        return iter(self.people)
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        """``(N, 18, 3)`` float32 stack of every person's keypoints."""
+        if not self.people:
+            return np.zeros((0, NUM_KEYPOINTS, 3), np.float32)
+        return np.stack([p.keypoints for p in self.people])
+
+    @property
+    def scores(self) -> np.ndarray:
+        return np.array([p.score for p in self.people], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class InputNorm:
+    """How a checkpoint expects its input: ``x = image[..., order] * scale + offset``.
+
+    ``channel_order`` is "BGR" (OpenCV's and CMU's order) or "RGB". CMU: BGR, 1/256, -0.5.
+    """
+
+    channel_order: str = "BGR"
+    scale: float = 1.0 / 256.0
+    offset: float = -0.5
+
+    def __post_init__(self):
+        if self.channel_order not in ("BGR", "RGB"):
+            raise ValueError(f"channel_order must be BGR or RGB, got {self.channel_order!r}")
+
+    def to_dict(self) -> dict:
+        return {"channel_order": self.channel_order, "scale": self.scale,
+                "offset": self.offset}

@@ -1,0 +1,263 @@
+"""The inference run loop and the ``openpaf infer`` CLI, driven by a fake predictor."""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from openpaf.io.writers import validate_openpose_json
+from openpaf.runner import InferOptions, RunSummary, run_inference
+from openpaf.skeleton import NUM_KEYPOINTS
+from openpaf.structures import Detections, Person
+
+COCO_VAL = Path("/work/shared/data/coco/val")
+REAL = ["000000000139.jpg", "000000000785.jpg"]
+
+
+class FakePredict:
+    """Returns one person laid out relative to the image size; counts its calls."""
+
+    def __init__(self, fail_on=None, interrupt_on=None):
+        self.calls = 0
+        self.fail_on, self.interrupt_on = fail_on, interrupt_on
+
+    def __call__(self, image):
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+        self.calls += 1
+        if self.calls == self.interrupt_on:
+            raise KeyboardInterrupt
+        if self.fail_on is not None and self.fail_on(image):
+            raise RuntimeError("model exploded\nwith a second line")
+        h, w = image.shape[:2]
+        kps = np.zeros((NUM_KEYPOINTS, 3), np.float32)
+        kps[:, 0] = np.linspace(0.3, 0.7, NUM_KEYPOINTS) * w
+        kps[:, 1] = np.linspace(0.1, 0.9, NUM_KEYPOINTS) * h
+        kps[:, 2] = 0.9
+        return Detections((w, h), [Person(kps, 0.75)])
+
+
+def _synthetic_jpg(path, seed, size=(120, 160)):
+    img = np.random.default_rng(seed).integers(0, 255, size + (3,), dtype=np.uint8)
+    cv2.imwrite(str(path), img)
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    for i, name in enumerate(REAL):
+        if (COCO_VAL / name).exists():
+            shutil.copy(COCO_VAL / name, d / name)
+        else:
+            _synthetic_jpg(d / name, i)
+    good = (d / REAL[0]).read_bytes()
+    (d / "empty.jpg").write_bytes(b"")
+    (d / "half.jpg").write_bytes(good[:len(good) // 2])
+    (d / "text.jpg").write_text("not an image")
+    (d / "readme.txt").write_text("ignored: not an image extension")
+    return d
+
+
+def write_video(path, n=8, size=(80, 60), fps=12.0):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for i in range(n):
+        w.write(np.full((size[1], size[0], 3), 25 * i, np.uint8))
+    w.release()
+    return path
+
+
+def _video_frames(path):
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def _no_temp_files(folder):
+    return [f for f in os.listdir(folder) if f.startswith(".") or "tmp" in f] == []
+
+
+def test_folder_good_and_bad(folder, tmp_path, capfd):
+    out = tmp_path / "out"
+    fake = FakePredict()
+    opts = InferOptions(output=out, coco_json=out / "coco.json")
+    s = run_inference(fake, [str(folder)], opts, progress=False)
+    assert isinstance(s, RunSummary)
+    assert (s.processed, s.skipped_existing, s.people, len(s.failed)) == (2, 0, 2, 3)
+    assert s.exit_code == 2 and s.seconds > 0 and not s.interrupted
+    assert {Path(src).name for src, _ in s.failed} == {"empty.jpg", "half.jpg", "text.jpg"}
+    err = capfd.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 3, err
+    assert all(line.startswith(f"skipped {folder}") for line in lines)
+    assert "Traceback" not in err
+    assert any("truncated JPEG" in line for line in lines)
+    for name in REAL:
+        stem = Path(name).stem
+        obj = json.loads((out / f"{stem}_keypoints.json").read_text())
+        validate_openpose_json(obj)
+        assert len(obj["people"]) == 1
+        rendered = cv2.imread(str(out / f"{stem}_rendered.jpg"))
+        assert rendered.shape == cv2.imread(str(folder / name)).shape
+    assert sorted(os.listdir(out)) == sorted(
+        ["coco.json"] + [f"{Path(n).stem}_{k}" for n in REAL
+                         for k in ("keypoints.json", "rendered.jpg")])
+    coco = json.loads((out / "coco.json").read_text())
+    assert sorted(r["image_id"] for r in coco) == [139, 785]
+    assert "2 processed" in s.line() and "3 failed" in s.line()
+
+
+def test_predict_exception_is_one_line(folder, tmp_path, capfd):
+    shape = cv2.imread(str(folder / REAL[1])).shape
+    fake = FakePredict(fail_on=lambda im: im.shape == shape)
+    s = run_inference(fake, [str(folder / n) for n in REAL],
+                      InferOptions(output=tmp_path / "o"), progress=False)
+    assert (s.processed, len(s.failed)) == (1, 1) and s.exit_code == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "predict failed: RuntimeError: model exploded with a second line" in err
+    assert not (tmp_path / "o" / f"{Path(REAL[1]).stem}_keypoints.json").exists()
+
+
+def test_skip_existing_redoes_nothing(folder, tmp_path, capfd):
+    out = tmp_path / "out"
+    opts = InferOptions(output=out, skip_existing=True, coco_json=tmp_path / "c.json")
+    first = run_inference(FakePredict(), [str(folder)], opts, progress=False)
+    assert first.processed == 2
+    stamps = {f: os.stat(out / f).st_mtime_ns for f in os.listdir(out)}
+    fake = FakePredict()
+    again = run_inference(fake, [str(folder)], opts, progress=False)
+    assert fake.calls == 0
+    assert (again.processed, again.skipped_existing, len(again.failed)) == (0, 2, 3)
+    assert {f: os.stat(out / f).st_mtime_ns for f in os.listdir(out)} == stamps
+    # COCO results still cover the skipped images (read back from their JSON).
+    assert len(json.loads((tmp_path / "c.json").read_text())) == 2
+    capfd.readouterr()
+
+
+def test_video_input(tmp_path, capfd):
+    video = write_video(tmp_path / "walk.mp4", n=8, fps=12.0)
+    out = tmp_path / "out"
+    opts = InferOptions(output=out, jsonl=out / "stream.jsonl")
+    s = run_inference(FakePredict(), [str(video)], opts, progress=True)
+    assert (s.processed, s.people, s.failed) == (8, 8, [])
+    assert s.exit_code == 0
+    names = sorted(os.listdir(out))
+    assert names == sorted([f"walk_{i:06d}_keypoints.json" for i in range(8)]
+                           + ["walk_rendered.mp4", "stream.jsonl"])
+    for i in range(8):
+        validate_openpose_json(json.loads((out / f"walk_{i:06d}_keypoints.json").read_text()))
+    cap = cv2.VideoCapture(str(out / "walk_rendered.mp4"))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(12.0)
+    assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) \
+        == (80, 60)
+    cap.release()
+    assert _video_frames(out / "walk_rendered.mp4") == 8
+    lines = [json.loads(x) for x in (out / "stream.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in lines] == list(range(8))
+    assert lines[3]["time"] == pytest.approx(3 / 12.0, abs=1e-3)
+    assert "Traceback" not in capfd.readouterr().err
+
+    # Re-running with skip_existing calls predict for nothing and keeps a full video.
+    fake = FakePredict()
+    again = run_inference(fake, [str(video)], InferOptions(output=out, skip_existing=True),
+                          progress=False)
+    assert fake.calls == 0 and again.skipped_existing == 8
+    assert _video_frames(out / "walk_rendered.mp4") == 8
+    assert _no_temp_files(out)
+
+    sub = run_inference(FakePredict(), [str(video)],
+                        InferOptions(output=tmp_path / "every", every=3, max_frames=2),
+                        progress=False)
+    assert sub.processed == 2
+    assert sorted(os.listdir(tmp_path / "every"))[:2] == ["walk_000000_keypoints.json",
+                                                         "walk_000003_keypoints.json"]
+
+
+def test_keyboard_interrupt_stops_cleanly(folder, tmp_path, capfd):
+    video = write_video(tmp_path / "v.mp4", n=6)
+    out = tmp_path / "out"
+    fake = FakePredict(interrupt_on=3)
+    s = run_inference(fake, [str(video), str(folder)],
+                      InferOptions(output=out, coco_json=out / "coco.json"), progress=False)
+    assert s.interrupted and s.exit_code == 130 and s.processed == 2
+    assert s.line().startswith("interrupted:")
+    assert len(json.loads((out / "coco.json").read_text())) == 2
+    assert _video_frames(out / "v_rendered.mp4") == 2  # the video is finished, not corrupt
+    assert _no_temp_files(out)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_no_outputs_and_missing_inputs(tmp_path, capfd):
+    s = run_inference(FakePredict(), [str(tmp_path / "nope.jpg"), "99"],
+                      InferOptions(output=tmp_path / "out", write_json=False,
+                                   write_images=False, write_video=False), progress=False)
+    assert s.processed == 0 and len(s.failed) == 2 and s.exit_code == 1
+    err = capfd.readouterr().err.splitlines()
+    assert err == [f"skipped {tmp_path / 'nope.jpg'}: no such file or directory",
+                   "skipped webcam:99: cannot open webcam 99"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_options_validate():
+    with pytest.raises(ValueError):
+        InferOptions(every=0)
+    assert InferOptions().output == Path("openpaf_out")
+
+
+# ---------------------------------------------------------------------------------------
+# CLI
+
+
+def _cli():
+    from cli.main import main
+    return main
+
+
+def test_cli_help():
+    result = CliRunner().invoke(_cli(), ["infer", "--help"])
+    assert result.exit_code == 0, result.output
+    for flag in ("--weights", "--height", "--scales", "--device", "--preset", "--no-json",
+                 "--no-render", "--coco-json", "--skip-existing", "--every", "--max-frames",
+                 "--quiet", "Exit codes"):
+        assert flag in result.output
+
+
+def test_cli_exit_codes_with_fake_predictor(folder, tmp_path, monkeypatch):
+    import cli.infer
+    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
+    runner = CliRunner()
+    good = str(folder / REAL[0])
+    r = runner.invoke(_cli(), ["infer", good, "-o", str(tmp_path / "a"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a" / f"{Path(REAL[0]).stem}_keypoints.json").exists()
+    r = runner.invoke(_cli(), ["infer", str(folder), "-o", str(tmp_path / "b")])
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and "2 processed" in r.output
+    r = runner.invoke(_cli(), ["infer", str(folder / "text.jpg"), "-o", str(tmp_path / "c"),
+                               "--no-render", "--no-json", "-q"])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == [
+        f"skipped {folder / 'text.jpg'}: not an image (cannot decode)"]
+    r = runner.invoke(_cli(), ["infer", good, "--scales", "0.5,x"])
+    assert r.exit_code == 2 and "scales" in r.output
+
+
+def test_cli_missing_weights_is_one_line_error(folder, tmp_path, monkeypatch):
+    """Needs openpaf.predict: a missing checkpoint gives one line and exit code 1."""
+    missing = tmp_path / "no_such_weights.pt"
+    monkeypatch.setenv("OPENPAF_WEIGHTS", str(missing))
+    r = CliRunner().invoke(_cli(), ["infer", str(folder / REAL[0]), "-o", str(tmp_path / "o"),
+                                    "--device", "cpu", "-q"])
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), r.output
+    assert "No module named" not in r.output  # i.e. openpaf.predict exists and ran
+    assert not (tmp_path / "o").exists()
