@@ -1,7 +1,7 @@
 PYTHON ?= python3
 SHARED ?= ../shared/data
 
-.PHONY: install test bench bench-decode oracle lint clean
+.PHONY: install test bench bench-paths bench-decode oracle lint clean
 
 install:  ## install openpaf (CPU torch pinned) and test tools
 	$(PYTHON) -m pip install "torch==2.13.0"
@@ -9,6 +9,15 @@ install:  ## install openpaf (CPU torch pinned) and test tools
 
 test:  ## the whole test suite (CPU, tiny models, small images)
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+bench:  ## speed: pipeline stages + FPS (cmu_vgg19, random init, CPU) and decoder-only
+	openpaf benchmark --fps --device cpu --json benchmarks/fps_cpu_fp32.json
+	openpaf benchmark --fps --device cpu --precision bf16 --json benchmarks/fps_cpu_bf16.json
+	openpaf benchmark --no-network --decode-repeats 20 --json benchmarks/decoder.json
+
+bench-paths:  ## CPU execution paths of the network (eager, channels_last, bf16, ...), ~10 min
+	openpaf benchmark --cpu-paths --model cmu_vgg19 --repeats 4 --json benchmarks/cpu_paths.json
+	openpaf benchmark --cpu-paths --model small --repeats 5 --json benchmarks/cpu_paths_small.json
 
 oracle:  ## decoder accuracy and speed on oracle maps of coco/val
 	openpaf eval --ann $(SHARED)/coco/val.json --oracle --json benchmarks/oracle_val.json

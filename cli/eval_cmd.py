@@ -15,12 +15,15 @@ from .options import model_options
 @click.option("--oracle", is_flag=True,
               help="Replace the network with maps rendered from the ground truth "
                    "(the training target code): measures the decoder alone.")
+@click.option("--oracle-noise", type=float, default=0.0, show_default=True,
+              help="With --oracle: std of seeded Gaussian noise added to the maps "
+                   "(decoder robustness check).")
 @click.option("--max-images", type=int, default=None, help="Evaluate the first N images.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report (AP table, decode_ms, failure classes) here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def eval_cmd(ann, images, weights, height, scales, device, preset, oracle, max_images,
-             json_path, quiet):
+def eval_cmd(ann, images, weights, height, scales, device, preset, oracle, oracle_noise,
+             max_images, json_path, quiet):
     """Evaluate keypoint AP (COCOeval, OKS) on a COCO-format annotation file."""
     from openpaf.checkpoint import CheckpointError
     from openpaf.evaluate import evaluate, format_report
@@ -35,7 +38,8 @@ def eval_cmd(ann, images, weights, height, scales, device, preset, oracle, max_i
                                                   scales=scales, decode_params=preset)
         report = evaluate(ann, images, predictor=predictor, oracle=oracle,
                           decode_params=preset if oracle else None, height=height,
-                          max_images=max_images, progress=not quiet)
+                          max_images=max_images, oracle_noise=oracle_noise,
+                          progress=not quiet)
     except (CheckpointError, ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc))
     if weights:

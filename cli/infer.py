@@ -1,6 +1,8 @@
 """``openpaf infer``: run the pose estimator on images, folders, globs, videos or webcams."""
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import click
@@ -9,6 +11,71 @@ from openpaf.decode.params import DEFAULT_PRESET, PRESETS
 from openpaf.runner import InferOptions
 
 _DEFAULTS = InferOptions()
+JSON_FORMATS = ("openpose", "jsonl", "coco")
+COCO_RESULTS = "coco_results.json"
+
+
+def _parse_formats(ctx, param, values):
+    """Repeatable and/or comma-separated formats -> ordered unique tuple (None: default)."""
+    if not values:
+        return None
+    out: list[str] = []
+    for value in values:
+        for name in value.replace(" ", "").lower().split(","):
+            if not name:
+                continue
+            if name not in JSON_FORMATS:
+                raise click.BadParameter(f"unknown format {name!r}; choose from "
+                                         f"{', '.join(JSON_FORMATS)}")
+            if name not in out:
+                out.append(name)
+    return tuple(out)
+
+
+def _parse_device(ctx, param, value):
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+        raise click.BadParameter("expected auto, cpu, cuda or cuda:N")
+    return value
+
+
+def _env_int(*names):
+    for name in names:
+        value = os.environ.get(name)
+        if value is not None and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def _parse_shard(ctx, param, value):
+    """'i/n' -> (i, n); 'auto' -> from RANK/WORLD_SIZE (torchrun) or SLURM_PROCID/
+    SLURM_NTASKS; None -> None."""
+    if value is None:
+        return None
+    from openpaf.io.sources import parse_shard
+    if value.strip().lower() == "auto":
+        rank, world = _env_int("RANK", "SLURM_PROCID"), _env_int("WORLD_SIZE", "SLURM_NTASKS")
+        if rank is None or world is None:
+            raise click.BadParameter("'auto' needs RANK and WORLD_SIZE in the environment "
+                                     "(set by torchrun) or SLURM_PROCID and SLURM_NTASKS")
+        value = f"{rank}/{world}"
+    try:
+        return parse_shard(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _launcher_device(device: str) -> str:
+    """``--device auto`` under torchrun: this process's GPU, ``cuda:$LOCAL_RANK``."""
+    local = _env_int("LOCAL_RANK")
+    if device != "auto" or local is None:
+        return device
+    try:
+        import torch
+        if torch.cuda.is_available() and local < torch.cuda.device_count():
+            return f"cuda:{local}"
+    except ImportError:  # pragma: no cover
+        pass
+    return device
 
 
 def _parse_scales(ctx, param, value):
@@ -35,35 +102,72 @@ def _parse_scales(ctx, param, value):
 @click.option("--scales", callback=_parse_scales, default=None,
               help="Comma-separated scale factors of --height, e.g. 0.5,1,1.5 "
                    "(predictor default: 1).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True, help="Where to run the network.")
+@click.option("--device", default="auto", show_default=True, callback=_parse_device,
+              help="auto, cpu, cuda or cuda:N. auto under torchrun: cuda:$LOCAL_RANK.")
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET,
               show_default=True, help="Decoder parameter preset.")
-@click.option("--no-json", is_flag=True, help="Do not write <name>_keypoints.json files.")
+@click.option("--json-format", "json_formats", multiple=True, callback=_parse_formats,
+              metavar="FORMATS",
+              help="Keypoint outputs, repeatable or comma-separated: openpose "
+                   "(<name>_keypoints.json per frame), jsonl (<stem>.jsonl per video/"
+                   "webcam/tracked folder, one line per processed frame; untracked images "
+                   "go to openpaf_images.jsonl), coco (one COCO results list, "
+                   f"OUTPUT/{COCO_RESULTS} or --coco-json). [default: openpose]")
+@click.option("--no-json", is_flag=True,
+              help="Do not write <name>_keypoints.json files (drops openpose from "
+                   "--json-format).")
 @click.option("--no-render", is_flag=True, help="Do not write rendered images/videos.")
 @click.option("--coco-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write all detections as one COCO keypoint-results JSON file.")
+              help="Write the COCO keypoint results here (implies --json-format coco).")
 @click.option("--jsonl", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also stream one JSON line per frame to this file.")
+              help="Also stream one JSON line per frame of the whole run to this file.")
+@click.option("--track", is_flag=True,
+              help="Stable person ids across the frames of each video/webcam (a fresh "
+                   "tracker per stream) and across the sorted images of each folder/glob; "
+                   "ids go to person_id and colour the rendering.")
+@click.option("--smooth", is_flag=True,
+              help="One-Euro smoothing of tracked keypoints over the stream's timestamps "
+                   "(implies --track).")
 @click.option("--skip-existing", is_flag=True,
-              help="Skip frames whose <name>_keypoints.json already exists.")
+              help="Resume: skip images whose <name>_keypoints.json exists and videos the "
+                   "manifest records as done.")
 @click.option("--every", type=click.IntRange(min=1), default=_DEFAULTS.every,
-              show_default=True, help="Process every N-th video frame / folder image.")
+              show_default=True,
+              help="Process every N-th video frame / folder image (rendered videos play at "
+                   "fps/N).")
 @click.option("--max-frames", type=click.IntRange(min=0), default=None,
-              help="Stop after this many frames in total.")
+              help="Stop after this many frames in total (per process).")
+@click.option("--shard", callback=_parse_shard, default=None, metavar="I/N|auto",
+              help="Process only shard I of N of the inputs (whole videos; every input in "
+                   "exactly one shard). auto: RANK/WORLD_SIZE from torchrun (or SLURM).")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders.")
 @click.option("-q", "--quiet", is_flag=True,
               help="No progress bar or summary (errors are still reported).")
 @click.pass_context
-def infer(ctx, inputs, output, weights, height, scales, device, preset, no_json, no_render,
-          coco_json, jsonl, skip_existing, every, max_frames, recursive, quiet):
+def infer(ctx, inputs, output, weights, height, scales, device, preset, json_formats,
+          no_json, no_render, coco_json, jsonl, track, smooth, skip_existing, every,
+          max_frames, shard, recursive, quiet):
     """Detect people in INPUTS and write OpenPose-style JSON and rendered outputs.
 
     INPUTS are image files, folders of images, quoted glob patterns ("frames/*.png"),
     video files (mp4/avi/mov/mkv/webm/m4v) or webcam indices (0, 1, ...). Writes
     OUTPUT/<name>_keypoints.json (OpenPose 1.3 schema), OUTPUT/<name>_rendered.jpg per
     image and OUTPUT/<video>_rendered.mp4 per video. Unreadable inputs are reported as one
-    line each and skipped.
+    line each and skipped. Images are decoded in a background thread while the network
+    runs.
+
+    Every run appends OUTPUT/openpaf_manifest.jsonl: one line per done, failed or skipped
+    input (with the reason), valid even if the run is killed. Ctrl-C stops cleanly: the
+    current video's mp4/JSONL are finalised with the frames done so far (the manifest
+    marks it interrupted, so --skip-existing redoes it) and no partial file is left.
+
+    \b
+    Many GPUs or machines: give every process the same INPUTS and OUTPUT and its
+    own shard; run-level files get a .shard<I>of<N> suffix:
+      for r in 0 1 2 3; do
+        openpaf infer data/ -o out --shard $r/4 --device cuda:$r &
+      done; wait
+      torchrun --nproc-per-node 8 --no-python openpaf infer data/ -o out --shard auto
 
     \b
     Exit codes:
@@ -72,12 +176,25 @@ def infer(ctx, inputs, output, weights, height, scales, device, preset, no_json,
       2  some inputs failed, the others were processed
       130 interrupted (Ctrl-C); outputs written so far are complete
     """
-    options = InferOptions(output=output, write_json=not no_json,
-                           write_images=not no_render, write_video=not no_render,
-                           coco_json=coco_json, jsonl=jsonl, skip_existing=skip_existing,
-                           every=every, max_frames=max_frames, recursive=recursive)
-    predict = _build_predictor(weights, device=device, height=height, scales=scales,
-                               decode_params=preset)
+    formats = json_formats or ("openpose",)
+    if coco_json is None and "coco" in formats:
+        coco_json = output / COCO_RESULTS
+    world = _env_int("WORLD_SIZE")
+    if shard is None and world is not None and world > 1:
+        raise click.UsageError(f"{world} processes were started (WORLD_SIZE={world}) but "
+                               "--shard was not given: each would do every input; add "
+                               "--shard auto")
+    try:
+        options = InferOptions(output=output, write_json="openpose" in formats and not no_json,
+                               write_images=not no_render, write_video=not no_render,
+                               stream_jsonl="jsonl" in formats, coco_json=coco_json,
+                               jsonl=jsonl, skip_existing=skip_existing, every=every,
+                               max_frames=max_frames, recursive=recursive, track=track,
+                               smooth=smooth, shard=shard)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    predict = _build_predictor(weights, device=_launcher_device(device), height=height,
+                               scales=scales, decode_params=preset)
     from openpaf.runner import run_inference
     try:
         summary = run_inference(predict, list(inputs), options, progress=not quiet)

@@ -18,6 +18,15 @@ def _register():
     main.add_command(eval_cmd.eval_cmd)
     from . import weights_cmd
     main.add_command(weights_cmd.weights)
+    from . import benchmark_cmd
+    main.add_command(benchmark_cmd.benchmark)
+    from . import export_cmd
+    main.add_command(export_cmd.export)
+    from . import train_cmd
+    main.add_command(train_cmd.train)
 
 
 _register()
+
+if __name__ == "__main__":
+    main()

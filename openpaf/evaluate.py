@@ -121,11 +121,13 @@ def _ms_summary(values: list[float]) -> dict:
 def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, predictor=None,
              oracle: bool = False, decode_params: DecodeParams | str | None = None,
              height: int = 368, target: TargetParams = TargetParams(),
-             max_images: int | None = None, progress: bool = True) -> dict:
+             max_images: int | None = None, oracle_noise: float = 0.0, seed: int = 0,
+             progress: bool = True) -> dict:
     """Evaluate on a COCO keypoint file; returns the report dict (see module doc).
 
     Oracle mode needs no images or network; model mode needs ``images_dir`` and a
-    ``Predictor``. ``decode_ms`` covers everything from stride-8 maps to people (map
+    ``Predictor``. ``oracle_noise`` adds seeded Gaussian noise of that std to the oracle
+    maps (a crude stand-in for an imperfect network, to test decoder robustness). ``decode_ms`` covers everything from stride-8 maps to people (map
     resampling across scales included, network excluded).
     """
     coco = load_ground_truth(ann_file)
@@ -140,12 +142,16 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
     image_ids = sorted(coco.getImgIds())[:max_images]
     results, decode_ms, network_ms, failed = [], [], [], []
     people = 0
+    rng = np.random.default_rng(seed)
     for image_id in tqdm(image_ids, desc="eval", unit="img", disable=not progress):
         info = coco.loadImgs(image_id)[0]
         people += len(gt_keypoints(coco, image_id))
         if oracle:
             geo = geometry((info["width"], info["height"]), height)
             heat, paf = oracle_maps(gt_keypoints(coco, image_id), geo, target)
+            if oracle_noise > 0:
+                heat = heat + rng.normal(0, oracle_noise, heat.shape).astype(np.float32)
+                paf = paf + rng.normal(0, oracle_noise, paf.shape).astype(np.float32)
             t0 = time.perf_counter()
             det = decode(heat, paf, params, scale=geo.map_scale, image_size=geo.image_size)
             decode_ms.append((time.perf_counter() - t0) * 1e3)
@@ -166,12 +172,14 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
     report.update(
         images=len(image_ids), people=people, detections=len(results),
         decode_ms=_ms_summary(decode_ms), failures=failure_classes(coco, ev),
-        mode="oracle" if oracle else "model", annotations=str(ann_file),
+        mode=("oracle" if oracle else "model"), annotations=str(ann_file),
         settings={"height": height if oracle else predictor.height,
                   "scales": [1.0] if oracle else list(predictor.scales),
                   "decode": asdict(params)},
     )
-    if not oracle:
+    if oracle:
+        report["settings"]["oracle_noise"] = oracle_noise
+    else:
         report["network_ms"] = _ms_summary(network_ms)
         report["unreadable_images"] = failed
     return report

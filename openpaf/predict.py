@@ -1,6 +1,7 @@
 """``Predictor``: image(s) -> ``Detections`` (preprocess, network, map averaging, decode)."""
 from __future__ import annotations
 
+import copy
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -10,8 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .decode import DecodeParams, decode, get_params
-from .skeleton import NUM_PAFS
+from .decode import DecodeParams, Peaks, decode, get_params
+from .decode.peaks import peaks_from_candidates
+from .skeleton import NUM_KEYPOINTS, NUM_PAFS
 from .preprocess import Geometry, geometry, prepare
 from .structures import Detections, InputNorm
 
@@ -45,6 +47,76 @@ def resample_maps(maps: torch.Tensor, src: Geometry, dst: Geometry) -> torch.Ten
                          align_corners=False)
 
 
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` whose ``ConvAct`` BatchNorms are folded into their convs.
+
+    Inference only (uses the running statistics); the outputs equal the original's up to
+    float rounding. ``model`` itself is left unchanged.
+    """
+    from .model.vgg import ConvAct
+    model = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if not isinstance(m, ConvAct) or m.bn is None:
+                continue
+            conv, bn = m.conv, m.bn
+            k = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            conv.weight.mul_(k.reshape(-1, 1, 1, 1))
+            conv.bias = torch.nn.Parameter((bias - bn.running_mean) * k + bn.bias)
+            m.bn = None
+    return model
+
+
+def optimize_model(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
+    """The conversion ``Predictor(optimize=True)`` makes once, chosen by measurement
+    (``benchmarks/cpu_paths.json``): BatchNorm folded into the convs (on a copy, only
+    for BN models) and weights in ``channels_last`` layout, which oneDNN (CPU) and cuDNN
+    (GPU, with fp16/bf16) run fastest. Exact up to float rounding. (TorchScript
+    freeze + ``optimize_for_inference`` ran 7-12 % faster on cmu_vgg19 but needs the
+    deprecated ``torch.jit.trace`` and ~2 s of setup, so it is not used; bf16 is the big
+    CPU win, opt-in through ``Predictor(precision="bf16")``.)
+
+    Returns ``(model, converted)``; models that are not torch modules with conv weights
+    (e.g. ``OnnxModel``) come back unchanged with ``converted=False``.
+    """
+    if not isinstance(model, torch.nn.Module) or not any(
+            isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        return model, False
+    if any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()):
+        model = fold_batchnorm(model)
+    return model.to(memory_format=torch.channels_last), True
+
+
+def find_peaks_torch(heatmaps: torch.Tensor, threshold: float = 0.1, *, max_peaks: int = 64,
+                     refine: bool = True) -> Peaks:
+    """``decode.find_peaks`` on a ``(18 or 19, H, W)`` tensor on any device.
+
+    The 3x3 non-maximum suppression runs where the tensor lives (``max_pool2d``); only
+    the peaks' coordinates, scores and 3x3 cross neighbourhoods are copied to the CPU,
+    where sorting, capping and sub-pixel refinement reuse the numpy code, so the result
+    equals ``find_peaks`` on the same float32 values exactly.
+    """
+    if heatmaps.ndim != 3 or heatmaps.shape[0] < NUM_KEYPOINTS:
+        raise ValueError(f"heatmaps must be ({NUM_KEYPOINTS} or {NUM_KEYPOINTS + 1}, H, W), "
+                         f"got {tuple(heatmaps.shape)}")
+    hm = heatmaps[:NUM_KEYPOINTS].float()
+    _, h, w = hm.shape
+    pooled = F.max_pool2d(F.pad(hm[None], (1, 1, 1, 1), value=0.0), 3, stride=1)[0]
+    k, y, x = ((hm > threshold) & (hm >= pooled)).nonzero(as_tuple=True)   # row-major
+    values = torch.stack([hm[k, y, x], hm[k, y, (x - 1).clamp(min=0)],
+                          hm[k, y, (x + 1).clamp(max=w - 1)], hm[k, (y - 1).clamp(min=0), x],
+                          hm[k, (y + 1).clamp(max=h - 1), x]])
+    idx = torch.stack([k, y, x]).cpu().numpy()
+    values = values.cpu().numpy()
+    return peaks_from_candidates(idx[0], idx[1], idx[2], values[0], max_peaks=max_peaks,
+                                 refine=refine, neighbours=values)
+
+
 class Predictor:
     """Runs a PAF network on images and decodes people.
 
@@ -54,18 +126,43 @@ class Predictor:
     ``last_timings`` holds the milliseconds of the last call: ``preprocess``,
     ``network``, ``resize`` (map averaging and copy to CPU), ``peaks``, ``limbs``,
     ``assembly``.
+    precision: "fp32", or "bf16"/"fp16": the network runs on a copy of the model
+        converted to that type (bf16 uses AMX/AVX512-BF16 on recent Intel CPUs, 4-7x
+        faster there, see ``benchmarks/README.md``; fp16 is for GPUs). Maps are returned
+        as float32 either way. Torch models only.
+    optimize: convert the model once for inference (``optimize_model``: BN folding,
+        channels_last); the caller's module may have its memory format changed.
+    gpu_peaks: find peaks where the maps are (``find_peaks_torch``) and copy only the
+        PAFs and the peaks to the CPU; None: on for CUDA devices. Same people either way.
     """
 
     def __init__(self, model: torch.nn.Module, normalisation: InputNorm = InputNorm(), *,
                  height: int = 368, scales: Sequence[float] = (1.0,),
                  decode_params: DecodeParams | str | None = None,
-                 device: str | torch.device | None = "auto", max_side: int | None = 4096):
+                 device: str | torch.device | None = "auto", max_side: int | None = 4096,
+                 precision: str = "fp32", optimize: bool = True,
+                 gpu_peaks: bool | None = None):
         if height <= 0 or height % 8:
             raise ValueError(f"height must be a positive multiple of 8, got {height}")
         if not scales or any(s <= 0 for s in scales):
             raise ValueError(f"scales must be positive numbers, got {list(scales)}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
+                             f"got {precision!r}")
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        if precision != "fp32" and not isinstance(model, torch.nn.Module):
+            raise ValueError(f"precision {precision} needs a torch model; an exported "
+                             "model runs at the precision it was exported with")
+        self.precision = precision
+        model = model.to(self.device).eval()
+        self.model, self.optimized = (optimize_model(model) if optimize
+                                      else (model, False))
+        self.dtype = _DTYPES[precision]
+        if precision != "fp32":
+            if self.model is model:
+                self.model = copy.deepcopy(model)       # never convert the caller's weights
+            self.model = self.model.to(self.dtype)
+        self.gpu_peaks = self.device.type == "cuda" if gpu_peaks is None else bool(gpu_peaks)
         self.normalisation = normalisation
         self.height = int(height)
         self.scales = tuple(float(s) for s in scales)
@@ -76,10 +173,33 @@ class Predictor:
         self.last_timings: dict[str, float] = {}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, *, device="auto", **kwargs):
-        """Load an openpaf checkpoint (None: the default weights) and wrap it."""
-        from .checkpoint import load_checkpoint, load_default
+    def from_checkpoint(cls, path: str | Path | None = None, *, backend: str | None = None,
+                        device="auto", **kwargs):
+        """Load a model file (None: the default weights) and wrap it.
+
+        backend: "torch" for openpaf checkpoints (``.pt``), "onnxruntime" for a model
+        exported with ``openpaf export --onnx`` (its normalisation travels inside the
+        file); None picks by the file suffix (``.onnx`` -> onnxruntime).
+        """
+        from .checkpoint import CheckpointError, load_checkpoint, load_default
+        is_onnx = path is not None and str(path).lower().endswith(".onnx")
+        if backend is None:
+            backend = "onnxruntime" if is_onnx else "torch"
+        if backend not in ("torch", "onnxruntime"):
+            raise ValueError(f"backend must be torch or onnxruntime, got {backend!r}")
         dev = resolve_device(device)
+        if backend == "onnxruntime":
+            if not is_onnx:
+                raise CheckpointError(
+                    f"{path or 'the default weights'}: the onnxruntime backend runs .onnx "
+                    "files; export one first with `openpaf export --onnx model.onnx"
+                    + (f" --weights {path}`" if path else "`"))
+            from .export import OnnxModel
+            model = OnnxModel(path, device=dev)
+            return cls(model, model.normalisation, device=dev, **kwargs)
+        if is_onnx:
+            raise CheckpointError(f"{path}: an ONNX model runs with backend onnxruntime, "
+                                  "not torch")
         loaded = load_default(dev) if path is None else load_checkpoint(path, dev)
         return cls(loaded.model, loaded.normalisation, device=dev, **kwargs)
 
@@ -88,10 +208,10 @@ class Predictor:
             torch.cuda.synchronize(self.device)
 
     @torch.inference_mode()
-    def maps(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray,
-                                                               Geometry]]:
-        """Per image: ``(heatmaps (19, h, w), pafs (38, h, w), geometry)`` as float32 numpy,
-        averaged over the scales on the scale-1 map grid of ``geometry``."""
+    def _averaged(self, images: Sequence[np.ndarray]) -> list[tuple[torch.Tensor, Geometry]]:
+        """Per image: ``(maps (19 + 38, h, w) float32 on the device, geometry)``, averaged
+        over the scales. Sets the ``preprocess`` and ``network`` timings and ``resize``
+        (the averaging part)."""
         t0 = time.perf_counter()
         base = [geometry(im.shape[1::-1], self.height, 1.0, self.stride, self.max_side)
                 for im in images]
@@ -106,8 +226,11 @@ class Predictor:
         t1 = time.perf_counter()
         outputs = {}
         for key, x in inputs.items():
-            heat, paf = self.model.predict(torch.from_numpy(x).to(self.device))
-            outputs[key] = torch.cat([heat.float(), paf.float()], dim=1)
+            x = torch.from_numpy(x).to(self.device, self.dtype)
+            if self.optimized:
+                x = x.contiguous(memory_format=torch.channels_last)
+            heat, paf = self.model.predict(x)
+            outputs[key] = torch.cat([heat.float(), paf.float()], dim=1).contiguous()
         self._sync()
         t2 = time.perf_counter()
         sums: list[torch.Tensor | None] = [None] * len(images)
@@ -117,13 +240,24 @@ class Predictor:
                 if g.map_size != base[i].map_size or g.factor != base[i].factor:
                     m = resample_maps(m, g, base[i])
                 sums[i] = m if sums[i] is None else sums[i] + m
-        result = []
-        for i, total in enumerate(sums):
-            avg = (total[0] / len(self.scales)).cpu().numpy()
-            result.append((avg[:-NUM_PAFS], avg[-NUM_PAFS:], base[i]))
+        result = [(total[0] / len(self.scales), base[i]) for i, total in enumerate(sums)]
+        self._sync()
         t3 = time.perf_counter()
         self.last_timings = {"preprocess": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3,
                              "resize": (t3 - t2) * 1e3}
+        return result
+
+    def maps(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray,
+                                                               Geometry]]:
+        """Per image: ``(heatmaps (19, h, w), pafs (38, h, w), geometry)`` as float32 numpy,
+        averaged over the scales on the scale-1 map grid of ``geometry``."""
+        averaged = self._averaged(images)
+        t0 = time.perf_counter()
+        result = []
+        for total, geo in averaged:
+            avg = total.cpu().numpy()
+            result.append((avg[:-NUM_PAFS], avg[-NUM_PAFS:], geo))
+        self.last_timings["resize"] += (time.perf_counter() - t0) * 1e3
         return result
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
@@ -132,12 +266,32 @@ class Predictor:
             return []
         out = []
         timings = {"peaks": 0.0, "limbs": 0.0, "assembly": 0.0}
-        for heat, paf, geo in self.maps(images):
-            t: dict[str, float] = {}
-            out.append(decode(heat, paf, self.params, scale=geo.map_scale,
-                              image_size=geo.image_size, timings=t))
-            for k in timings:
-                timings[k] += t[k]
+        if self.gpu_peaks:
+            copy_ms = 0.0
+            for total, geo in self._averaged(images):
+                t0 = time.perf_counter()
+                paf = total[-NUM_PAFS:].cpu().numpy()
+                t1 = time.perf_counter()
+                with torch.inference_mode():
+                    peaks = find_peaks_torch(total[:-NUM_PAFS], self.params.peak_threshold,
+                                             max_peaks=self.params.max_peaks,
+                                             refine=self.params.refine)
+                t2 = time.perf_counter()
+                t: dict[str, float] = {}
+                out.append(decode(None, paf, self.params, scale=geo.map_scale,
+                                  image_size=geo.image_size, timings=t, peaks=peaks))
+                copy_ms += (t1 - t0) * 1e3
+                t["peaks"] += (t2 - t1) * 1e3
+                for k in timings:
+                    timings[k] += t[k]
+            self.last_timings["resize"] += copy_ms
+        else:
+            for heat, paf, geo in self.maps(images):
+                t = {}
+                out.append(decode(heat, paf, self.params, scale=geo.map_scale,
+                                  image_size=geo.image_size, timings=t))
+                for k in timings:
+                    timings[k] += t[k]
         self.last_timings.update(timings)
         return out
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from openpaf.io.manifest import read_manifest
 from openpaf.io.writers import validate_openpose_json
 from openpaf.runner import InferOptions, RunSummary, run_inference
 from openpaf.skeleton import NUM_KEYPOINTS
@@ -106,8 +107,14 @@ def test_folder_good_and_bad(folder, tmp_path, capfd):
         rendered = cv2.imread(str(out / f"{stem}_rendered.jpg"))
         assert rendered.shape == cv2.imread(str(folder / name)).shape
     assert sorted(os.listdir(out)) == sorted(
-        ["coco.json"] + [f"{Path(n).stem}_{k}" for n in REAL
-                         for k in ("keypoints.json", "rendered.jpg")])
+        ["coco.json", "openpaf_manifest.jsonl"] + [f"{Path(n).stem}_{k}" for n in REAL
+                                                   for k in ("keypoints.json",
+                                                             "rendered.jpg")])
+    records = read_manifest(out / "openpaf_manifest.jsonl")
+    assert records[0]["event"] == "start" and records[-1]["event"] == "end"
+    status = {Path(r["input"]).name: r["status"] for r in records if "input" in r}
+    assert status == {"empty.jpg": "failed", "half.jpg": "failed", "text.jpg": "failed",
+                      REAL[0]: "done", REAL[1]: "done"}
     coco = json.loads((out / "coco.json").read_text())
     assert sorted(r["image_id"] for r in coco) == [139, 785]
     assert "2 processed" in s.line() and "3 failed" in s.line()
@@ -130,12 +137,18 @@ def test_skip_existing_redoes_nothing(folder, tmp_path, capfd):
     opts = InferOptions(output=out, skip_existing=True, coco_json=tmp_path / "c.json")
     first = run_inference(FakePredict(), [str(folder)], opts, progress=False)
     assert first.processed == 2
-    stamps = {f: os.stat(out / f).st_mtime_ns for f in os.listdir(out)}
+    def stamps():  # (the manifest is appended to by every run)
+        return {f: os.stat(out / f).st_mtime_ns for f in os.listdir(out)
+                if f != "openpaf_manifest.jsonl"}
+    before = stamps()
     fake = FakePredict()
     again = run_inference(fake, [str(folder)], opts, progress=False)
     assert fake.calls == 0
     assert (again.processed, again.skipped_existing, len(again.failed)) == (0, 2, 3)
-    assert {f: os.stat(out / f).st_mtime_ns for f in os.listdir(out)} == stamps
+    assert stamps() == before
+    runs = [r for r in read_manifest(out / "openpaf_manifest.jsonl") if "event" in r]
+    assert [r["event"] for r in runs] == ["start", "end", "start", "end"]
+    assert runs[-1]["skipped_existing"] == 2 and runs[-1]["processed"] == 0
     # COCO results still cover the skipped images (read back from their JSON).
     assert len(json.loads((tmp_path / "c.json").read_text())) == 2
     capfd.readouterr()
@@ -150,7 +163,7 @@ def test_video_input(tmp_path, capfd):
     assert s.exit_code == 0
     names = sorted(os.listdir(out))
     assert names == sorted([f"walk_{i:06d}_keypoints.json" for i in range(8)]
-                           + ["walk_rendered.mp4", "stream.jsonl"])
+                           + ["walk_rendered.mp4", "stream.jsonl", "openpaf_manifest.jsonl"])
     for i in range(8):
         validate_openpose_json(json.loads((out / f"walk_{i:06d}_keypoints.json").read_text()))
     cap = cv2.VideoCapture(str(out / "walk_rendered.mp4"))
@@ -171,13 +184,23 @@ def test_video_input(tmp_path, capfd):
     assert fake.calls == 0 and again.skipped_existing == 8
     assert _video_frames(out / "walk_rendered.mp4") == 8
     assert _no_temp_files(out)
+    # (that skipped the whole video from the manifest; with a run-level JSONL the frames'
+    # detections are needed: it resumes frame by frame, re-reading each frame's JSON)
+    os.remove(out / "walk_rendered.mp4")
+    fake = FakePredict()
+    again = run_inference(fake, [str(video)], InferOptions(output=out, skip_existing=True,
+                                                           jsonl=out / "again.jsonl"),
+                          progress=False)
+    assert fake.calls == 0 and again.skipped_existing == 8
+    assert _video_frames(out / "walk_rendered.mp4") == 8  # re-rendered from the JSON
+    assert len((out / "again.jsonl").read_text().splitlines()) == 8
 
     sub = run_inference(FakePredict(), [str(video)],
                         InferOptions(output=tmp_path / "every", every=3, max_frames=2),
                         progress=False)
     assert sub.processed == 2
-    assert sorted(os.listdir(tmp_path / "every"))[:2] == ["walk_000000_keypoints.json",
-                                                         "walk_000003_keypoints.json"]
+    assert sorted(os.listdir(tmp_path / "every"))[1:3] == ["walk_000000_keypoints.json",
+                                                          "walk_000003_keypoints.json"]
 
 
 def test_keyboard_interrupt_stops_cleanly(folder, tmp_path, capfd):
@@ -225,7 +248,8 @@ def test_cli_help():
     assert result.exit_code == 0, result.output
     for flag in ("--weights", "--height", "--scales", "--device", "--preset", "--no-json",
                  "--no-render", "--coco-json", "--skip-existing", "--every", "--max-frames",
-                 "--quiet", "Exit codes"):
+                 "--quiet", "Exit codes", "--track", "--smooth", "--json-format", "--shard",
+                 "--jsonl", "torchrun", "openpaf_manifest.jsonl"):
         assert flag in result.output
 
 
@@ -247,6 +271,17 @@ def test_cli_exit_codes_with_fake_predictor(folder, tmp_path, monkeypatch):
         f"skipped {folder / 'text.jpg'}: not an image (cannot decode)"]
     r = runner.invoke(_cli(), ["infer", good, "--scales", "0.5,x"])
     assert r.exit_code == 2 and "scales" in r.output
+    for bad, word in ((["--json-format", "openpose,xml"], "xml"), (["--device", "gpu"],
+                                                                   "device")):
+        r = runner.invoke(_cli(), ["infer", good, *bad])
+        assert r.exit_code == 2 and word in r.output, r.output
+    r = runner.invoke(_cli(), ["infer", good, "-o", str(tmp_path / "d"), "-q", "--no-json",
+                               "--json-format", "jsonl", "--json-format", "coco",
+                               "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert sorted(os.listdir(tmp_path / "d")) == sorted([
+        "coco_results.json", "openpaf_images.jsonl", "openpaf_manifest.jsonl",
+        f"{Path(REAL[0]).stem}_rendered.jpg"])
 
 
 def test_cli_missing_weights_is_one_line_error(folder, tmp_path, monkeypatch):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from openpaf.io import sources
-from openpaf.io.sources import (Frame, ImageLoadError, InputError, count_inputs,
-                                iter_frames, load_image)
+from openpaf.io.sources import (Frame, ImageLoadError, InputError, Skipped, StreamEnd,
+                                count_inputs, iter_frames, load_image)
 
 COCO_VAL = Path("/work/shared/data/coco/val")
 REAL_JPG = COCO_VAL / "000000000139.jpg"
@@ -302,3 +302,89 @@ def test_unchanged_source_files(cases):
     list(iter_frames([str(cases["good"].parent)]))
     assert before == {k: p.read_bytes() for k, p in cases.items()}
     assert sorted(os.listdir(cases["good"].parent)) == sorted(p.name for p in cases.values())
+
+
+# ---------------------------------------------------------------------------------------
+# Shards, sequences and stream events
+
+
+def _stills(folder, names, src):
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        shutil.copy(src, folder / n)
+
+
+def test_shards_partition_units_with_the_same_names(tmp_path, cases):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _stills(a, [f"x{i}.png" for i in range(7)], cases["tiny"])
+    _stills(b, ["x1.png", "x2.png", "y.png"], cases["tiny"])  # x1 -> x1_2 ...
+    video = write_video(tmp_path / "x3.mp4", n=3)            # stem clashes too: x3_2
+    specs = [str(a), str(b), str(video), str(tmp_path / "missing.png")]
+    whole = [(type(i).__name__, getattr(i, "name", i.source)) for i in iter_frames(specs)]
+    for sequences in (False, True):
+        seen = []
+        for i in range(3):
+            part = [(type(x).__name__, getattr(x, "name", x.source))
+                    for x in iter_frames(specs, shard=(i, 3), sequences=sequences)]
+            assert count_inputs(specs, shard=(i, 3), sequences=sequences) == len(part)
+            seen += part
+        assert sorted(seen) == sorted(whole)  # each item in exactly one shard, same names
+    assert ("Frame", "x3_2_000000") in whole and ("Frame", "x1_2") in whole
+    # With sequences a folder is one unit: all its images land in the same shard.
+    for i in range(3):
+        folders = {Path(f.source).parent.name for f in iter_frames(specs, shard=(i, 3),
+                                                                     sequences=True)
+                   if isinstance(f, Frame) and f.video is None}
+        for name in folders:
+            n = len(os.listdir(tmp_path / name))
+            assert len([f for f in iter_frames(specs, shard=(i, 3), sequences=True)
+                        if isinstance(f, Frame) and Path(f.source).parent.name == name]) == n
+    with pytest.raises(ValueError):
+        list(iter_frames(specs, shard=(3, 3)))
+    assert sources.parse_shard("2/5") == (2, 5)
+    for bad in ("5/5", "x", "1/0", "-1/3"):
+        with pytest.raises(ValueError):
+            sources.parse_shard(bad)
+
+
+def test_sequences_and_events(tmp_path, cases):
+    seq = tmp_path / "seq"
+    _stills(seq, ["f1.png", "f2.png", "f10.png"], cases["tiny"])
+    (seq / "bad.png").write_bytes(b"nope")
+    video = write_video(tmp_path / "clip.mp4", n=4)
+    lone = tmp_path / "lone"
+    _stills(lone, ["p.png", "q.png"], cases["tiny"])
+    # A run of image arguments from one folder (a shell-expanded glob) is one sequence.
+    specs = [str(seq), str(video), str(lone / "p.png"), str(lone / "q.png")]
+    items = list(iter_frames(specs, sequences=True, events=True,
+                             skip=lambda n: pytest.fail("stills in sequences never skip")))
+    kinds = [(type(i).__name__, getattr(i, "name", None)) for i in items]
+    assert kinds == [("InputError", None), ("Frame", "f1"), ("Frame", "f2"),
+                     ("Frame", "f10"), ("StreamEnd", "seq"),
+                     *[("Frame", f"clip_{i:06d}") for i in range(4)], ("StreamEnd", "clip"),
+                     ("Frame", "p"), ("Frame", "q"), ("StreamEnd", "lone")]
+    ends = [i for i in items if isinstance(i, StreamEnd)]
+    assert [(e.kind, e.frames, e.complete) for e in ends] == [
+        ("sequence", 3, True), ("video", 4, True), ("sequence", 2, True)]
+    assert ends[0].source == str(seq) and ends[2].source.endswith("q.png (2 files)")
+    frames = [i for i in items if isinstance(i, Frame)]
+    assert {f.sequence for f in frames} == {"seq", "clip", "lone"}
+    assert all(f.stream_source == e.source for f in frames for e in ends
+               if e.name == f.sequence)
+    # Without sequences: stills are standalone; max_frames cuts a stream (not complete).
+    items = list(iter_frames([str(video)], events=True, max_frames=2))
+    assert isinstance(items[-1], StreamEnd) and not items[-1].complete
+    assert items[-1].frames == 2
+    plain = list(iter_frames([str(seq)], events=True))
+    assert not any(isinstance(i, StreamEnd) for i in plain)
+    assert all(i.sequence is None for i in plain if isinstance(i, Frame))
+    # Skip callbacks: markers instead of decoding.
+    items = list(iter_frames([str(seq), str(video)], events=True, skip=lambda n: n == "f2",
+                             skip_stream=lambda name, src: name == "clip"))
+    skipped = [i for i in items if isinstance(i, Skipped)]
+    assert [(s.kind, s.name, s.frames) for s in skipped] == [("image", "f2", 1),
+                                                              ("video", "clip", None)]
+    assert not any(isinstance(i, Frame) and i.video for i in items)
+    items = list(iter_frames([str(seq)], events=True, sequences=True,
+                             skip_stream=lambda name, src: True))
+    assert [(type(i).__name__, i.frames) for i in items] == [("Skipped", 4)]  # (bad.png too)

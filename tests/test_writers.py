@@ -288,3 +288,38 @@ def test_video_sink(tmp_path):
     aborted.write(np.zeros((8, 8, 3), np.uint8))
     aborted.abort()
     assert os.listdir(tmp_path) == ["v.mp4"]
+
+
+# ---------------------------------------------------------------------------------------
+# Run manifest
+
+
+def test_manifest_append_torn_line_and_latest(tmp_path):
+    from openpaf.io.manifest import (ManifestWriter, latest_records, manifest_files,
+                                     manifest_path, read_manifest)
+    path = manifest_path(tmp_path)
+    assert path.name == "openpaf_manifest.jsonl"
+    assert manifest_path(tmp_path, (2, 8)).name == "openpaf_manifest.shard2of8.jsonl"
+    m = ManifestWriter(path, inputs=[tmp_path / "a"], shard=None)
+    m.record(input="a.jpg", status="done", people=float("nan"))
+    assert len(path.read_text().splitlines()) == 2  # written through, no buffering
+    m.record(input="v.mp4", status="interrupted", frames=3)
+    # A killed run: no end record, and a torn last line.
+    with open(path, "ab") as fh:
+        fh.write(b'{"input": "b.jpg", "sta')
+    recs = read_manifest(path)
+    assert [r.get("event") or r["input"] for r in recs] == ["start", "a.jpg", "v.mp4"]
+    assert recs[0]["inputs"] == [str(tmp_path / "a")] and recs[1]["people"] is None
+    m2 = ManifestWriter(path)  # a resumed run appends after a newline
+    m2.record(input="v.mp4", status="done", frames=10)
+    m2.record(input="b.jpg", status="failed", reason="bad")
+    m2.close(processed=1)
+    m2.close()  # idempotent
+    recs = read_manifest(path)
+    assert [r.get("event") or r["input"] for r in recs] == [
+        "start", "a.jpg", "v.mp4", "start", "v.mp4", "b.jpg", "end"]
+    latest = latest_records(manifest_files(tmp_path))
+    assert set(latest) == {"a.jpg", "v.mp4"} and latest["v.mp4"]["frames"] == 10
+    with pytest.raises(ValueError):
+        m2.record(input="x", status="done")
+    assert read_manifest(tmp_path / "missing.jsonl") == []

@@ -75,7 +75,16 @@ class DatasetSpec:
 
 
 def parse_data_arg(arg: str) -> list[DatasetSpec]:
-    """``ann.json:images_dir[:weight]`` or a dataset YAML (``*.yaml``/``*.yml``)."""
+    """``ann.json:images_dir[:weight]``, or a dataset YAML ``x.yaml[:weight]`` (the weight
+    then replaces the YAML's for each of its datasets)."""
+    head, _, tail = arg.rpartition(":")
+    if head.lower().endswith((".yaml", ".yml")):
+        try:
+            w = float(tail)
+        except ValueError:
+            raise ValueError(f"bad weight {tail!r} in {arg!r}") from None
+        return [DatasetSpec.from_dict({**s.to_dict(), "weight": w})
+                for s in load_data_yaml(head)]
     if arg.lower().endswith((".yaml", ".yml")):
         return load_data_yaml(arg)
     parts = arg.split(":")
@@ -206,7 +215,8 @@ class PoseDataset(torch.utils.data.Dataset):
         big = np.flatnonzero(np.maximum(boxes[:, 2], boxes[:, 3]) >= 32)
         main = int(rng.choice(big if len(big) else np.arange(len(boxes))))
         x, y, bw, bh = boxes[main]
-        centre = ((x + bw / 2) * sx - 0.5 * (1 - sx), (y + bh / 2) * sy - 0.5 * (1 - sy))
+        # box centre in pixel-centre coordinates (a COCO box [0, w) spans centres 0..w-1)
+        centre = ((x + bw / 2) * sx - 0.5, (y + bh / 2) * sy - 0.5)
         kps = rec["keypoints"].copy()
         kps[..., :2] = (kps[..., :2] + 0.5) * np.array([sx, sy], np.float32) - 0.5
         out, kps, out_mask, m, flipped = augment(
@@ -231,10 +241,13 @@ class PoseDataset(torch.utils.data.Dataset):
         return {"image": x, "heatmaps": heat, "pafs": paf, "mask": mask[None],
                 "heat_weight": sample.heat_weight, "paf_weight": sample.paf_weight}
 
+    def rng(self, draw: int) -> np.random.Generator:
+        """The augmentation generator of draw number ``draw``."""
+        return np.random.default_rng([self.seed, int(draw)])
+
     def __getitem__(self, item) -> dict[str, torch.Tensor]:
         index, draw = item if isinstance(item, (tuple, list)) else (item, item)
-        rng = np.random.default_rng([self.seed, int(draw)])
-        out = self.targets(self.sample(int(index), rng))
+        out = self.targets(self.sample(int(index), self.rng(draw)))
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
 
 
@@ -336,17 +349,12 @@ class MixSampler(torch.utils.data.Sampler):
         rng = np.random.default_rng([self.seed, 7919, int(epoch)])
         offsets = np.cumsum([0] + self.sizes)
         if self.weights is None:
-            return rng.permutation(offsets[-1])[:self.num_samples] if \
-                self.num_samples <= offsets[-1] else np.concatenate(
-                    [rng.permutation(offsets[-1]) for _ in
-                     range(-(-self.num_samples // offsets[-1]))])[:self.num_samples]
+            return _permutations(rng, int(offsets[-1]), self.num_samples)
         choice = rng.choice(len(self.sizes), size=self.num_samples, p=self.weights)
         out = np.empty(self.num_samples, np.int64)
         for d, size in enumerate(self.sizes):
             where = np.flatnonzero(choice == d)
-            reps = -(-len(where) // size)
-            perm = np.concatenate([rng.permutation(size) for _ in range(reps)]) if reps else []
-            out[where] = offsets[d] + np.asarray(perm[:len(where)], np.int64)
+            out[where] = offsets[d] + _permutations(rng, size, len(where))
         return out
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
@@ -358,6 +366,14 @@ class MixSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return max(self.per_rank - self.start, 0)
+
+
+def _permutations(rng: np.random.Generator, size: int, count: int) -> np.ndarray:
+    """The first ``count`` entries of back-to-back random permutations of ``range(size)``."""
+    reps = -(-count // size)
+    if reps == 0:
+        return np.zeros(0, np.int64)
+    return np.concatenate([rng.permutation(size) for _ in range(reps)])[:count]
 
 
 def build_dataset(specs: Sequence[DatasetSpec], params: AugmentParams,

@@ -2,7 +2,8 @@
 
 Spatial mask: crowd regions and people annotated with zero keypoints are real people the
 labels do not describe, so they must not be taught as background. Their segmentation
-(polygons or RLE, via pycocotools ``annToMask``) is masked when present, else their box.
+(polygons or RLE, via pycocotools ``annToMask``) is masked when present, else their box
+(for a crowd box, minus the labelled people's boxes inside it).
 
 Channel masks: a keypoint type a dataset never labels is *unknown*, not absent. Its
 heatmap channel, the PAF channels of every limb touching it and the background channel
@@ -23,9 +24,17 @@ FACE: tuple[int, ...] = tuple(KEYPOINTS.index(n) for n in
 _SHOULDERS = (KEYPOINTS.index("right_shoulder"), KEYPOINTS.index("left_shoulder"))
 
 
+def num_keypoints(ann: dict) -> int:
+    """``num_keypoints``, or the count of v > 0 in ``keypoints`` when that field is absent."""
+    if ann.get("num_keypoints") is not None:
+        return int(ann["num_keypoints"])
+    return int((np.asarray(ann.get("keypoints") or [], np.float32).reshape(-1, 3)[:, 2]
+                > 0).sum())
+
+
 def is_ignored(ann: dict) -> bool:
     """A crowd region or a person annotated with zero keypoints."""
-    return bool(ann.get("iscrowd", 0)) or int(ann.get("num_keypoints", 0)) == 0
+    return bool(ann.get("iscrowd", 0)) or num_keypoints(ann) == 0
 
 
 def is_labelled(ann: dict) -> bool:
@@ -36,23 +45,38 @@ def is_labelled(ann: dict) -> bool:
 def ignore_mask(coco, anns: Iterable[dict], height: int, width: int) -> np.ndarray | None:
     """``(H, W)`` float32, 0 inside the ignored annotations of ``anns``, 1 elsewhere.
 
-    None when nothing is ignored (saves the warp). ``coco`` is the pycocotools ``COCO``
-    holding the annotations (``annToMask`` needs its image sizes).
+    Segmentations (polygons/RLE) are used when present, else boxes. A crowd *box* is
+    coarse and usually contains the labelled people, so the labelled people's boxes are
+    re-opened inside it; zero-keypoint people are masked after that. None when nothing
+    is ignored. ``coco``: the pycocotools ``COCO`` holding ``anns`` (for ``annToMask``).
     """
-    mask = None
-    for ann in anns:
-        if not is_ignored(ann):
-            continue
-        if mask is None:
-            mask = np.ones((height, width), np.float32)
+    anns = list(anns)
+    ignored = [a for a in anns if is_ignored(a)]
+    if not ignored:
+        return None
+    mask = np.ones((height, width), np.float32)
+    coarse = [a for a in ignored if a.get("iscrowd") and not a.get("segmentation")]
+    for ann in coarse:
+        _fill_box(mask, ann.get("bbox"), 0.0)
+    if coarse:
+        for ann in anns:
+            if is_labelled(ann):
+                _fill_box(mask, ann.get("bbox"), 1.0)
+    for ann in ignored:
         if ann.get("segmentation"):
             mask[coco.annToMask(ann) > 0] = 0.0
-        elif ann.get("bbox"):
-            x, y, w, h = ann["bbox"]
-            x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
-            x1, y1 = min(int(np.ceil(x + w)), width), min(int(np.ceil(y + h)), height)
-            mask[y0:y1, x0:x1] = 0.0
+        elif ann not in coarse:
+            _fill_box(mask, ann.get("bbox"), 0.0)
     return mask
+
+
+def _fill_box(mask: np.ndarray, bbox, value: float) -> None:
+    if not bbox:
+        return
+    x, y, w, h = bbox
+    x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
+    x1, y1 = min(int(np.ceil(x + w)), mask.shape[1]), min(int(np.ceil(y + h)), mask.shape[0])
+    mask[y0:y1, x0:x1] = value
 
 
 def keypoint_indices(names: Iterable[str]) -> tuple[int, ...]:

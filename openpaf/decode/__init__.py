@@ -32,7 +32,8 @@ def _as_xy(scale) -> tuple[float, float]:
 def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: DecodeParams | str | None = None,
            *, scale: float | tuple[float, float] = 1.0,
            image_size: tuple[int, int] | None = None,
-           timings: dict[str, float] | None = None) -> Detections:
+           timings: dict[str, float] | None = None,
+           peaks: Peaks | None = None) -> Detections:
     """Find people in one image's maps.
 
     heatmaps: ``(18 or 19, H, W)`` float32 (background channel ignored).
@@ -43,20 +44,26 @@ def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: DecodeParams | str | 
     image_size: ``(width, height)`` of the image; defaults to the map size times scale.
     timings: if given, filled with milliseconds per stage (``peaks``, ``limbs``,
         ``assembly``).
+    peaks: peaks found elsewhere (e.g. on a GPU by ``predict.find_peaks_torch``); then
+        ``heatmaps`` is not used and may be None.
     """
     if not isinstance(params, DecodeParams):
         params = get_params(params)
-    heatmaps = np.asarray(heatmaps, dtype=np.float32)
     pafs = np.asarray(pafs, dtype=np.float32)
-    if heatmaps.ndim != 3 or pafs.ndim != 3 or heatmaps.shape[1:] != pafs.shape[1:]:
-        raise ValueError(f"heatmaps {heatmaps.shape} and pafs {pafs.shape} must be "
-                         "(C, H, W) maps of the same H, W")
+    if peaks is None:
+        heatmaps = np.asarray(heatmaps, dtype=np.float32)
+        if heatmaps.ndim != 3 or pafs.ndim != 3 or heatmaps.shape[1:] != pafs.shape[1:]:
+            raise ValueError(f"heatmaps {heatmaps.shape} and pafs {pafs.shape} must be "
+                             "(C, H, W) maps of the same H, W")
+    elif pafs.ndim != 3:
+        raise ValueError(f"pafs must be (C, H, W), got {pafs.shape}")
     sx, sy = _as_xy(scale)
     if image_size is None:
-        image_size = (round(heatmaps.shape[2] * sx), round(heatmaps.shape[1] * sy))
+        image_size = (round(pafs.shape[2] * sx), round(pafs.shape[1] * sy))
     t0 = time.perf_counter()
-    peaks = find_peaks(heatmaps, params.peak_threshold, max_peaks=params.max_peaks,
-                       refine=params.refine)
+    if peaks is None:
+        peaks = find_peaks(heatmaps, params.peak_threshold, max_peaks=params.max_peaks,
+                           refine=params.refine)
     t1 = time.perf_counter()
     connections = score_limbs(peaks, pafs, params, scale=(sx, sy),
                               image_height=float(image_size[1]))

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
-from scipy.ndimage import maximum_filter
 
 from ..skeleton import NUM_KEYPOINTS
 
@@ -39,24 +39,71 @@ class Peaks:
         return np.arange(self.offsets[k], self.offsets[k + 1])
 
 
-def _refine(hm: np.ndarray, k: np.ndarray, y: np.ndarray, x: np.ndarray):
-    """Sub-pixel offsets (dx, dy) in [-0.5, 0.5] from a parabola fit to log(heatmap).
+def max_filter3x3(hm: np.ndarray) -> np.ndarray:
+    """3x3 maximum of each ``(K, H, W)`` channel, zeros beyond the edges (equal to
+    ``scipy.ndimage.maximum_filter(hm, (1, 3, 3), mode="constant")``, ~4x faster)."""
+    p = np.pad(hm, ((0, 0), (1, 1), (1, 1)))
+    r = np.maximum(np.maximum(p[:, :, :-2], p[:, :, 1:-1]), p[:, :, 2:])
+    return np.maximum(np.maximum(r[:, :-2], r[:, 1:-1]), r[:, 2:])
 
-    Exact for a Gaussian peak; neighbours outside the map count as the peak itself.
+
+def neighbour_values(hm: np.ndarray, k: np.ndarray, y: np.ndarray,
+                     x: np.ndarray) -> np.ndarray:
+    """``(5, N)`` float32 heatmap values at each peak: centre, left, right, up, down.
+
+    Neighbours outside the map are clamped to the edge (they count as the peak itself).
     """
     _, h, w = hm.shape
-    logv = lambda yy, xx: np.log(np.maximum(hm[k, yy, xx], 1e-6))  # noqa: E731
-    c = logv(y, x)
+    return np.stack([hm[k, y, x], hm[k, y, np.maximum(x - 1, 0)],
+                     hm[k, y, np.minimum(x + 1, w - 1)], hm[k, np.maximum(y - 1, 0), x],
+                     hm[k, np.minimum(y + 1, h - 1), x]]).astype(np.float32, copy=False)
+
+
+def _refine(values: np.ndarray):
+    """Sub-pixel offsets (dx, dy) in [-0.5, 0.5] from a parabola fit to log(heatmap).
+
+    ``values``: ``neighbour_values`` of the peaks. Exact for a Gaussian peak.
+    """
+    logv = np.log(np.maximum(values, np.float32(1e-6)))
+    c = logv[0]
     out = []
-    for lo, hi in (
-        (logv(y, np.maximum(x - 1, 0)), logv(y, np.minimum(x + 1, w - 1))),
-        (logv(np.maximum(y - 1, 0), x), logv(np.minimum(y + 1, h - 1), x)),
-    ):
+    for lo, hi in ((logv[1], logv[2]), (logv[3], logv[4])):
         curv = lo - 2 * c + hi
         with np.errstate(divide="ignore", invalid="ignore"):
             d = np.where(curv < -1e-6, 0.5 * (lo - hi) / curv, 0.0)
         out.append(np.clip(d, -0.5, 0.5))
     return out[0], out[1]
+
+
+def peaks_from_candidates(k: np.ndarray, y: np.ndarray, x: np.ndarray, score: np.ndarray,
+                          *, max_peaks: int = 64, refine: bool = True,
+                          neighbours: np.ndarray | Callable | None = None) -> Peaks:
+    """``Peaks`` from NMS survivors given in row-major ``(k, y, x)`` order.
+
+    Sorts by type then score (descending, ties in input order), keeps ``max_peaks`` per
+    type and refines with ``neighbours``: a ``(5, N)`` array aligned with the candidates
+    (as a GPU computes it) or a callable ``(k, y, x) -> (5, n)`` for the kept ones.
+    """
+    order = np.lexsort((-score, k))
+    k, y, x, score = k[order], y[order], x[order], score[order]
+    if isinstance(neighbours, np.ndarray):
+        neighbours = neighbours[:, order]
+    counts = np.bincount(k, minlength=NUM_KEYPOINTS)
+    if counts.max(initial=0) > max_peaks:
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        keep = (np.arange(len(k)) - first[k]) < max_peaks
+        k, y, x, score = k[keep], y[keep], x[keep], score[keep]
+        if isinstance(neighbours, np.ndarray):
+            neighbours = neighbours[:, keep]
+        counts = np.minimum(counts, max_peaks)
+    xy = np.stack([x, y], axis=1).astype(np.float32)
+    if refine and len(k):
+        values = neighbours if isinstance(neighbours, np.ndarray) else neighbours(k, y, x)
+        dx, dy = _refine(values)
+        xy += np.stack([dx, dy], axis=1).astype(np.float32)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return Peaks(xy=xy, score=score.astype(np.float32), part=k.astype(np.int64),
+                 offsets=offsets)
 
 
 def find_peaks(heatmaps: np.ndarray, threshold: float = 0.1, *, max_peaks: int = 64,
@@ -70,22 +117,7 @@ def find_peaks(heatmaps: np.ndarray, threshold: float = 0.1, *, max_peaks: int =
         raise ValueError(f"heatmaps must be ({NUM_KEYPOINTS} or {NUM_KEYPOINTS + 1}, H, W), "
                          f"got {heatmaps.shape}")
     hm = np.ascontiguousarray(heatmaps[:NUM_KEYPOINTS], dtype=np.float32)
-    is_peak = (hm > threshold) & (hm >= maximum_filter(hm, size=(1, 3, 3), mode="constant"))
+    is_peak = (hm > threshold) & (hm >= max_filter3x3(hm))
     k, y, x = np.nonzero(is_peak)
-    score = hm[k, y, x]
-    # Sort by type, then by score (descending), and cap the count per type.
-    order = np.lexsort((-score, k))
-    k, y, x, score = k[order], y[order], x[order], score[order]
-    counts = np.bincount(k, minlength=NUM_KEYPOINTS)
-    if counts.max(initial=0) > max_peaks:
-        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        keep = (np.arange(len(k)) - first[k]) < max_peaks
-        k, y, x, score = k[keep], y[keep], x[keep], score[keep]
-        counts = np.minimum(counts, max_peaks)
-    xy = np.stack([x, y], axis=1).astype(np.float32)
-    if refine and len(k):
-        dx, dy = _refine(hm, k, y, x)
-        xy += np.stack([dx, dy], axis=1).astype(np.float32)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return Peaks(xy=xy, score=score.astype(np.float32), part=k.astype(np.int64),
-                 offsets=offsets)
+    return peaks_from_candidates(k, y, x, hm[k, y, x], max_peaks=max_peaks, refine=refine,
+                                 neighbours=lambda kk, yy, xx: neighbour_values(hm, kk, yy, xx))

@@ -12,6 +12,18 @@ Spec kinds, tried in this order:
   * all digits (and no such file): a webcam index for ``cv2.VideoCapture``;
   * containing ``* ? [``: a glob pattern (``**`` recurses); matching images and videos;
   * anything else: an ``InputError`` ("no such file or directory").
+
+Output names are assigned over the whole expansion of all specs (so they do not depend on
+``shard``). With ``events=True`` the stream also carries ``Skipped`` (an input dropped by a
+``skip``/``skip_stream`` callback) and ``StreamEnd`` (the last frame of a video, webcam or
+still-image sequence has been yielded) markers, for consumers that keep per-stream state.
+
+Units: each still image, video and webcam is one unit; with ``sequences=True`` the images
+of one folder or glob spec (or of a run of consecutive image-file specs in one folder, as
+the shell expands ``frames/*.jpg``) form one *sequence* unit instead. ``shard=(i, n)``
+keeps the units whose position in the expansion (after ``every``, counting expansion
+errors) is ``i`` modulo ``n``: n processes given the same specs and files split the work
+with every unit in exactly one shard, and a video or sequence is never split.
 """
 from __future__ import annotations
 
@@ -20,6 +32,7 @@ import os
 import re
 import struct
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +50,15 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mov", ".mkv", ".
 MAX_IMAGE_PIXELS = 100_000_000
 # Consecutive unreadable video frames tolerated before giving up on a stream.
 MAX_BAD_FRAMES = 5
+# Held while file descriptor 2 is silenced around a decode call (``_quiet_stderr``). A
+# thread that must not lose what it writes to stderr (e.g. one-line error reports while a
+# prefetch thread decodes) takes it around the write.
+STDERR_LOCK = threading.RLock()
 
+# FFmpeg's own log lines ("[mpeg4 @ 0x...] header damaged") would break one-line error
+# reports, and its decoder threads can print them while fd 2 is not silenced: make OpenCV
+# set FFmpeg's log level to quiet when it loads FFmpeg (unless the user chose a level).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 try:  # OpenCV's own log lines ("[ WARN:0@...] ...") would break one-line error reports.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 except AttributeError:  # pragma: no cover - very old OpenCV
@@ -62,6 +83,12 @@ class Frame:
     fps: frames per second of the video/webcam (None for stills, or when unknown).
     video: the stem shared by all frames of one video/webcam stream (``<video stem>`` or
         ``webcamN``), None for still images. Writers group a stream's frames by it.
+    sequence: the stream the frame belongs to: ``video`` for video/webcam frames; for
+        still images read with ``sequences=True`` the (unique) stem of their sequence
+        (folder name, glob folder name, ...); else None.
+    stream_source: what the stream is read from: the video path, ``webcam:N``, or the
+        sequence's folder/glob spec (``"<first> ... <last> (N files)"`` for a run of image
+        arguments); None when ``sequence`` is None.
     """
 
     name: str
@@ -71,6 +98,8 @@ class Frame:
     time: Optional[float] = None
     fps: Optional[float] = None
     video: Optional[str] = None
+    sequence: Optional[str] = None
+    stream_source: Optional[str] = None
 
 
 @dataclass
@@ -81,7 +110,43 @@ class InputError:
     reason: str
 
 
-Item = Union[Frame, InputError]
+@dataclass
+class Skipped:
+    """(``events=True`` only) An input dropped undecoded because a skip callback said so.
+
+    kind: "image" (``skip(name)`` was True), or "video" / "sequence" (``skip_stream`` was
+    True for the whole stream). name: the image's output name or the stream stem.
+    frames: number of frames dropped when known (1 for an image, the image count of a
+    sequence, None for a video).
+    """
+
+    source: str
+    name: str
+    kind: str = "image"
+    frames: Optional[int] = 1
+
+
+@dataclass
+class StreamEnd:
+    """(``events=True`` only) A video, webcam or sequence stream has ended.
+
+    Follows the stream's last ``Frame`` (and any ``InputError`` about it). Not sent for a
+    stream that could not be opened (an ``InputError`` reports that).
+    name, source, kind: the stream's ``Frame.sequence``, ``Frame.stream_source`` and
+        "video" | "webcam" | "sequence".
+    frames: number of ``Frame``s yielded for it.
+    complete: True when the stream ended by itself (end of file, or given up after
+        unreadable frames); False when ``max_frames`` cut it short.
+    """
+
+    source: str
+    name: str
+    kind: str
+    frames: int
+    complete: bool
+
+
+Item = Union[Frame, InputError, Skipped, StreamEnd]
 
 
 def _one_line(text: str, limit: int = 200) -> str:
@@ -96,24 +161,26 @@ def _one_line(text: str, limit: int = 200) -> str:
 @contextmanager
 def _quiet_stderr():
     """Silence file descriptor 2 (libpng/libjpeg print straight to it, bypassing OpenCV's
-    log level). Process-wide while active, so only wrapped around single decode calls."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no fd 2 at all
-        yield
-        return
-    try:
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    log level). Process-wide while active, so only wrapped around single decode calls, and
+    done holding ``STDERR_LOCK`` (writers to stderr in other threads take it too)."""
+    with STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 at all
+            yield
+            return
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
 
 
 def _header_size(data: bytes) -> Optional[tuple[int, int]]:
@@ -264,6 +331,16 @@ class _Input:
     kind: str      # "image" | "video" | "webcam"
     path: str      # file path, or the webcam index as a string
     index: int = 0  # position inside a folder/glob listing
+    name: str = ""  # output name (image) or stream stem (video, webcam)
+
+
+@dataclass
+class _Sequence:
+    """Still images tracked as one stream (``sequences=True``)."""
+
+    source: str    # the folder/glob spec, or "<first> ... <last> (N files)"
+    images: list   # of _Input
+    name: str = ""
 
 
 def _natural_key(path: str):
@@ -329,23 +406,125 @@ def _unique(name: str, used: set[str]) -> str:
     return out
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``; raises ``ValueError`` otherwise."""
+    try:
+        i, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    check_shard((i, n))
+    return i, n
+
+
+def check_shard(shard: Optional[tuple[int, int]]) -> None:
+    """Raise ``ValueError`` unless ``shard`` is None or ``(i, n)`` with ``0 <= i < n``."""
+    if shard is None:
+        return
+    i, n = shard
+    if not (isinstance(i, int) and isinstance(n, int) and n >= 1 and 0 <= i < n):
+        raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
+
+
+def _sequence_stem(spec: str) -> str:
+    """Folder name of a folder or glob spec (the part before the first wildcard)."""
+    if _is_glob(spec):
+        head = re.split(r"[*?\[]", spec, maxsplit=1)[0]
+        spec = head if head.endswith(("/", os.sep)) else os.path.dirname(head)
+    name = Path(os.path.abspath(spec or ".")).name
+    return name or "images"
+
+
+def _plan(specs: list[str], *, every: int, recursive: bool,
+          shard: Optional[tuple[int, int]],
+          sequences: bool) -> Iterator[Union[_Input, _Sequence, InputError]]:
+    """The units (image, video, webcam, sequence, expansion error) of ``specs`` in this
+    ``shard``, in order, with output names assigned over all shards (see module doc)."""
+    used: set[str] = set()
+    position = 0
+    run: Optional[_Sequence] = None   # a run of image-file specs in one folder
+    run_dir: Optional[str] = None
+
+    def mine() -> bool:
+        nonlocal position
+        position += 1
+        return shard is None or (position - 1) % shard[1] == shard[0]
+
+    def close_run() -> Optional[_Sequence]:
+        nonlocal run, run_dir
+        if run is None:
+            return None
+        seq, run, run_dir = run, None, None
+        first, last = seq.images[0].path, seq.images[-1].path
+        seq.source = first if len(seq.images) == 1 else \
+            f"{first} ... {last} ({len(seq.images)} files)"
+        seq.name = _unique(Path(os.path.abspath(first)).parent.name or "images", used)
+        return seq if mine() else None
+
+    for spec in specs:
+        spec = os.fspath(spec)
+        image_file = os.path.isfile(spec) and _kind_of(spec) != "video"
+        if sequences and image_file:
+            folder = os.path.dirname(os.path.abspath(spec))
+            if run is not None and folder != run_dir:
+                seq = close_run()
+                if seq is not None:
+                    yield seq
+        else:
+            seq = close_run()
+            if seq is not None:
+                yield seq
+        group = _Sequence(spec, []) if sequences and not image_file else None
+        for inp in _expand(spec, recursive):
+            if isinstance(inp, InputError):
+                if mine():
+                    yield inp
+                continue
+            if inp.kind == "image":
+                if inp.index % every:
+                    continue
+                inp.name = _unique(Path(inp.path).stem, used)
+                if sequences and image_file:
+                    if run is None:
+                        run, run_dir = _Sequence("", []), folder
+                    run.images.append(inp)
+                    continue
+                if group is not None:
+                    group.images.append(inp)
+                    continue
+            else:
+                stem = f"webcam{inp.path}" if inp.kind == "webcam" else Path(inp.path).stem
+                inp.name = _unique(stem, used)
+            if mine():
+                yield inp
+        if group is not None and group.images:
+            group.name = _unique(_sequence_stem(spec), used)
+            if mine():
+                yield group
+    seq = close_run()
+    if seq is not None:
+        yield seq
+
+
 # ---------------------------------------------------------------------------------------
 # Video and webcam
 
 
 def _video_frames(cap, source: str, stem: str, every: int, *, live: bool,
-                  limit: Optional[int]) -> Iterator[Item]:
+                  limit: Optional[int]):
     """Frames of one opened ``cv2.VideoCapture``-like object (``read``, ``grab``, ``get``).
 
     Unreadable frames are skipped: after a later frame reads again, one ``InputError``
     names the skipped range; after ``MAX_BAD_FRAMES`` consecutive failures the stream
     ends (reported when the container declared more frames than were read).
+    Returns (as the generator's value) True when the stream ended by itself, False when
+    ``limit`` frames were yielded first.
     """
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     fps = fps if 0.0 < fps < 1000.0 else None
     declared = 0 if live else max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
     start = time.monotonic()
     index, bad_start, bad, yielded = 0, 0, 0, 0
+    complete = False
     try:
         while limit is None or yielded < limit:
             want = index % every == 0
@@ -376,6 +555,7 @@ def _video_frames(cap, source: str, stem: str, every: int, *, live: bool,
                     # (a short unreadable tail is an over-stated frame count, not damage)
                     yield InputError(source, f"cannot decode frames {bad_start}-"
                                              f"{declared - 1} of {declared}; stopped")
+                complete = True
                 break
             if bad:
                 last = index - 1
@@ -392,11 +572,13 @@ def _video_frames(cap, source: str, stem: str, every: int, *, live: bool,
                 if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                     img = _to_bgr_uint8(img)
                 yield Frame(name=f"{stem}_{index:06d}", image=np.ascontiguousarray(img),
-                            source=source, index=index, time=t, fps=fps, video=stem)
+                            source=source, index=index, time=t, fps=fps, video=stem,
+                            sequence=stem, stream_source=source)
                 yielded += 1
             index += 1
     finally:
         cap.release()
+    return complete
 
 
 def _open_capture(target) -> "cv2.VideoCapture":
@@ -404,25 +586,32 @@ def _open_capture(target) -> "cv2.VideoCapture":
         return cv2.VideoCapture(target)
 
 
-def _video_items(inp: _Input, stem: str, every: int, limit: Optional[int]) -> Iterator[Item]:
+def _video_items(inp: _Input, every: int, limit: Optional[int]):
+    """Items of one video/webcam input; returns None when it cannot be opened, else
+    whether it ended by itself (see ``_video_frames``)."""
     if inp.kind == "webcam":
         cap = _open_capture(int(inp.path))
         source = f"webcam:{inp.path}"
         if not cap.isOpened():
             cap.release()
             yield InputError(source, f"cannot open webcam {inp.path}")
-            return
+            return None
     else:
         source = inp.path
         if os.path.getsize(inp.path) == 0:
             yield InputError(source, "empty file")
-            return
+            return None
         cap = _open_capture(inp.path)
         if not cap.isOpened():
             cap.release()
             yield InputError(source, "not a video (cannot open)")
-            return
-    yield from _video_frames(cap, source, stem, every, live=inp.kind == "webcam", limit=limit)
+            return None
+    return (yield from _video_frames(cap, source, inp.name, every,
+                                     live=inp.kind == "webcam", limit=limit))
+
+
+def _source_of(inp: _Input) -> str:
+    return f"webcam:{inp.path}" if inp.kind == "webcam" else inp.path
 
 
 # ---------------------------------------------------------------------------------------
@@ -431,7 +620,10 @@ def _video_items(inp: _Input, stem: str, every: int, limit: Optional[int]) -> It
 
 def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] = None,
                 recursive: bool = False,
-                skip: Optional[Callable[[str], bool]] = None) -> Iterator[Item]:
+                skip: Optional[Callable[[str], bool]] = None,
+                skip_stream: Optional[Callable[[str, str], bool]] = None,
+                shard: Optional[tuple[int, int]] = None, sequences: bool = False,
+                events: bool = False) -> Iterator[Item]:
     """Yield ``Frame`` / ``InputError`` for every input spec, in order (see module doc).
 
     every: keep every N-th frame of each video/webcam and every N-th image of each
@@ -441,70 +633,123 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
     skip: called with each still image's output name before decoding; True drops the
         image without decoding it (used to skip already-processed outputs cheaply).
         Video frames are always decoded and yielded (a video is read sequentially).
+    skip_stream: called with ``(stem, stream source)`` of each video and still-image
+        sequence before opening it; True drops the whole stream (webcams never).
+    shard: ``(i, n)``: only the units of shard i of n (see module doc).
+    sequences: group still images into sequences (``Frame.sequence``, see module doc).
+    events: also yield ``Skipped`` and ``StreamEnd`` markers.
+    Callbacks run in the thread that iterates.
     """
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
-    used: set[str] = set()
+    check_shard(shard)
     yielded = 0
-    for spec in specs:
-        for inp in _expand(spec, recursive):
-            if max_frames is not None and yielded >= max_frames:
-                return
-            if isinstance(inp, InputError):
-                yield inp
+    for unit in _plan(list(specs), every=every, recursive=recursive, shard=shard,
+                      sequences=sequences):
+        if max_frames is not None and yielded >= max_frames:
+            return
+        if isinstance(unit, InputError):
+            yield unit
+        elif isinstance(unit, _Sequence):
+            if skip_stream is not None and skip_stream(unit.name, unit.source):
+                if events:
+                    yield Skipped(unit.source, unit.name, "sequence", len(unit.images))
                 continue
-            if inp.kind == "image":
-                if inp.index % every:
-                    continue
-                name = _unique(Path(inp.path).stem, used)
-                if skip is not None and skip(name):
-                    continue
+            count, cut = 0, False
+            for inp in unit.images:
+                if max_frames is not None and yielded >= max_frames:
+                    cut = True
+                    break
                 try:
                     image = load_image(inp.path)
                 except ImageLoadError as e:
                     yield InputError(inp.path, _one_line(str(e)))
                     continue
-                yield Frame(name=name, image=image, source=inp.path, index=inp.index)
+                yield Frame(name=inp.name, image=image, source=inp.path, index=inp.index,
+                            sequence=unit.name, stream_source=unit.source)
                 yielded += 1
-            else:
-                stem = f"webcam{inp.path}" if inp.kind == "webcam" else Path(inp.path).stem
-                stem = _unique(stem, used)
-                limit = None if max_frames is None else max_frames - yielded
-                for item in _video_items(inp, stem, every, limit):
+                count += 1
+            if events:
+                yield StreamEnd(unit.source, unit.name, "sequence", count, not cut)
+        elif unit.kind == "image":
+            if skip is not None and skip(unit.name):
+                if events:
+                    yield Skipped(unit.path, unit.name, "image", 1)
+                continue
+            try:
+                image = load_image(unit.path)
+            except ImageLoadError as e:
+                yield InputError(unit.path, _one_line(str(e)))
+                continue
+            yield Frame(name=unit.name, image=image, source=unit.path, index=unit.index)
+            yielded += 1
+        else:
+            source = _source_of(unit)
+            if unit.kind == "video" and skip_stream is not None \
+                    and skip_stream(unit.name, source):
+                if events:
+                    yield Skipped(source, unit.name, "video", None)
+                continue
+            limit = None if max_frames is None else max_frames - yielded
+            count = 0
+            items = _video_items(unit, every, limit)
+            try:
+                while True:
+                    try:
+                        item = next(items)
+                    except StopIteration as stop:
+                        complete = stop.value
+                        break
                     if isinstance(item, Frame):
                         yielded += 1
+                        count += 1
                     yield item
+            finally:
+                items.close()  # releases the capture when we are closed early
+            if events and complete is not None:
+                yield StreamEnd(source, unit.name, unit.kind, count, complete)
 
 
 def count_inputs(specs: list[str], *, every: int = 1, max_frames: Optional[int] = None,
-                 recursive: bool = False) -> Optional[int]:
+                 recursive: bool = False, shard: Optional[tuple[int, int]] = None,
+                 sequences: bool = False) -> Optional[int]:
     """Number of items ``iter_frames`` will yield (frames + expansion errors), for a
     progress-bar total. Cheap: lists folders and reads video headers only. Video lengths
     come from ``CAP_PROP_FRAME_COUNT`` (can be approximate). None when a webcam is
     involved (endless) and ``max_frames`` is not set.
     """
     errors, frames, endless = 0, 0, False
-    for spec in specs:
-        for inp in _expand(spec, recursive):
-            if isinstance(inp, InputError):
-                errors += 1
-            elif inp.kind == "image":
-                frames += inp.index % every == 0
-            elif inp.kind == "webcam":
-                endless = True
-            else:
-                with _quiet_stderr():
-                    cap = cv2.VideoCapture(inp.path)
-                n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
-                cap.release()
-                if n <= 0:
-                    errors += 1  # unreadable (one error item) or unknown length
-                frames += (max(n, 0) + every - 1) // every
+    for unit in _plan(list(specs), every=every, recursive=recursive, shard=shard,
+                      sequences=sequences):
+        if isinstance(unit, InputError):
+            errors += 1
+        elif isinstance(unit, _Sequence):
+            frames += len(unit.images)
+        elif unit.kind == "image":
+            frames += 1
+        elif unit.kind == "webcam":
+            endless = True
+        else:
+            n = video_length(unit.path)
+            frames += (n + every - 1) // every
+            errors += n == 0  # unreadable (one error item) or unknown length
     if max_frames is not None:
         return errors + (max_frames if endless else min(frames, max_frames))
     return None if endless else errors + frames
 
 
-__all__ = ["Frame", "InputError", "ImageLoadError", "iter_frames", "count_inputs",
+def video_length(path: str, every: int = 1) -> int:
+    """Declared frame count of a video file (``CAP_PROP_FRAME_COUNT``; approximate for
+    some containers) divided by ``every``, rounded up; 0 when unreadable or unknown."""
+    with _quiet_stderr():
+        cap = cv2.VideoCapture(path)
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+    cap.release()
+    return (max(n, 0) + every - 1) // every
+
+
+__all__ = ["Frame", "InputError", "Skipped", "StreamEnd", "Item", "ImageLoadError",
+           "iter_frames", "count_inputs", "video_length", "parse_shard", "check_shard",
+           "STDERR_LOCK",
            "load_image", "decode_image", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS",
            "MAX_IMAGE_PIXELS"]

@@ -1,0 +1,100 @@
+"""``openpaf benchmark``: pipeline speed per stage (``--fps``) and CPU execution paths."""
+import click
+
+from .options import model_options
+
+
+def _ints(ctx, param, value):
+    try:
+        return tuple(int(v) for v in str(value).split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter("use comma-separated integers, e.g. 1,5,10,20")
+
+
+def _sizes(ctx, param, value):
+    try:
+        return tuple(tuple(int(v) for v in s.lower().split("x")) for s in value.split(","))
+    except ValueError:
+        raise click.BadParameter("use HEIGHTxWIDTH pairs, e.g. 368x368,368x656")
+
+
+@click.command("benchmark")
+@click.option("--fps", "mode", flag_value="fps", default=True,
+              help="Time every pipeline stage and the end-to-end rate (default).")
+@click.option("--cpu-paths", "mode", flag_value="cpu-paths",
+              help="Compare CPU execution paths of one model's forward pass instead.")
+@click.option("--model", default="cmu_vgg19", show_default=True,
+              help="Registered model, randomly initialised (ignored with --weights).")
+@model_options
+@click.option("--images", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Image folder. Default: ../shared/data/coco/val if present, else "
+                   "synthetic JPEGs.")
+@click.option("--max-images", type=int, default=4, show_default=True,
+              help="Use the first N images.")
+@click.option("--people", default="1,5,10,20", show_default=True, callback=_ints,
+              help="Synthetic crowd sizes for the decoder table ('' to skip).")
+@click.option("--warmup", type=int, default=1, show_default=True,
+              help="Untimed passes over the images.")
+@click.option("--repeats", type=int, default=3, show_default=True,
+              help="Timed passes over the images (rounds per path with --cpu-paths).")
+@click.option("--decode-repeats", type=int, default=10, show_default=True,
+              help="Timed decodes per synthetic crowd.")
+@click.option("--batch", type=int, default=1, show_default=True,
+              help="Images per network call.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
+              show_default=True, help="Network arithmetic (autocast for bf16/fp16).")
+@click.option("--no-optimize", is_flag=True,
+              help="Run the model as given (no BN folding / channels_last conversion).")
+@click.option("--threads", type=int, default=None, help="torch.set_num_threads(N).")
+@click.option("--no-network", is_flag=True,
+              help="Decoder only: oracle maps of --ann and the synthetic crowds.")
+@click.option("--ann", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="COCO keypoint file for --no-network (default: "
+                   "../shared/data/coco/val.json if present).")
+@click.option("--sizes", default="368x368,368x656", show_default=True, callback=_sizes,
+              help="With --cpu-paths: input sizes HEIGHTxWIDTH.")
+@click.option("--paths", default=None,
+              help="With --cpu-paths: comma-separated subset of eager_fp32, inference_mode, "
+                   "channels_last, threads_1, bn_folded, jit_freeze, "
+                   "jit_optimize_for_inference, bf16_autocast, bf16_autocast_channels_last, "
+                   "bf16_weights_channels_last, fp16_autocast_channels_last, onnxruntime, "
+                   "torch_compile (default: all).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the report here.")
+def benchmark(mode, model, weights, height, scales, device, preset, images, max_images,
+              people, warmup, repeats, decode_repeats, batch, precision, no_optimize,
+              threads, no_network, ann, sizes, paths, seed, json_path):
+    """Measure speed: per-stage pipeline times, FPS, GFLOP/s and decoder crowd scaling.
+
+    Works without weights (random init) for network timing. Timings on a shared machine
+    are noisy: compare numbers from one run.
+    """
+    from openpaf import benchmark as bm
+    from openpaf.checkpoint import CheckpointError
+    say = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    try:
+        if mode == "cpu-paths":
+            chosen = tuple(p.strip() for p in paths.split(",")) if paths else bm.CPU_PATHS
+            if threads is not None:
+                import torch
+                torch.set_num_threads(threads)
+            report = bm.compare_cpu_paths(model, sizes, chosen, repeats=repeats, seed=seed,
+                                          progress=say)
+            text = bm.format_cpu_paths(report)
+        else:
+            options = bm.BenchmarkOptions(
+                model=model, weights=weights, images=images, max_images=max_images,
+                people=people, warmup=warmup, repeats=repeats,
+                decode_repeats=decode_repeats, device=device, batch=batch,
+                precision=precision, scales=scales, height=height,
+                optimize=not no_optimize, threads=threads, network=not no_network,
+                ann=ann, preset=preset, seed=seed)
+            report = bm.run_benchmark(options, progress=say)
+            text = bm.format_report(report)
+    except (CheckpointError, ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc))
+    click.echo(text)
+    if json_path:
+        bm.write_json(json_path, report)
+        click.echo(f"report written to {json_path}")
