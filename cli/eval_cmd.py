@@ -22,7 +22,7 @@ from .options import model_options
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report (AP table, decode_ms, failure classes) here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def eval_cmd(ann, images, weights, height, scales, device, preset, oracle, oracle_noise,
+def eval_cmd(ann, images, weights, height, scales, device, preset, backend, precision, oracle, oracle_noise,
              max_images, json_path, quiet):
     """Evaluate keypoint AP (COCOeval, OKS) on a COCO-format annotation file."""
     from openpaf.checkpoint import CheckpointError
@@ -34,8 +34,9 @@ def eval_cmd(ann, images, weights, height, scales, device, preset, oracle, oracl
             if images is None:
                 raise click.UsageError("--images is required unless --oracle is given")
             from openpaf.predict import Predictor
-            predictor = Predictor.from_checkpoint(weights, device=device, height=height,
-                                                  scales=scales, decode_params=preset)
+            predictor = Predictor.from_checkpoint(weights, backend=backend, device=device,
+                                                  height=height, scales=scales,
+                                                  decode_params=preset, precision=precision)
         report = evaluate(ann, images, predictor=predictor, oracle=oracle,
                           decode_params=preset if oracle else None, height=height,
                           max_images=max_images, oracle_noise=oracle_noise,

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import click
 
-from openpaf.decode.params import DEFAULT_PRESET, PRESETS
 from openpaf.runner import InferOptions
+
+from .options import model_options
 
 _DEFAULTS = InferOptions()
 JSON_FORMATS = ("openpose", "jsonl", "coco")
@@ -30,12 +30,6 @@ def _parse_formats(ctx, param, values):
             if name not in out:
                 out.append(name)
     return tuple(out)
-
-
-def _parse_device(ctx, param, value):
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
-        raise click.BadParameter("expected auto, cpu, cuda or cuda:N")
-    return value
 
 
 def _env_int(*names):
@@ -78,34 +72,11 @@ def _launcher_device(device: str) -> str:
     return device
 
 
-def _parse_scales(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        scales = tuple(float(s) for s in value.replace(" ", "").split(",") if s)
-    except ValueError:
-        scales = ()
-    if not scales or any(s <= 0 for s in scales):
-        raise click.BadParameter("expected positive numbers separated by commas, e.g. 1 "
-                                 "or 0.5,1,1.5")
-    return scales
-
-
 @click.command("infer")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
               default=_DEFAULTS.output, show_default=True, help="Output folder.")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Checkpoint file. Default: openpaf's default weights.")
-@click.option("--height", type=click.IntRange(min=8), default=None,
-              help="Network input height in pixels (predictor default: 368).")
-@click.option("--scales", callback=_parse_scales, default=None,
-              help="Comma-separated scale factors of --height, e.g. 0.5,1,1.5 "
-                   "(predictor default: 1).")
-@click.option("--device", default="auto", show_default=True, callback=_parse_device,
-              help="auto, cpu, cuda or cuda:N. auto under torchrun: cuda:$LOCAL_RANK.")
-@click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET,
-              show_default=True, help="Decoder parameter preset.")
+@model_options
 @click.option("--json-format", "json_formats", multiple=True, callback=_parse_formats,
               metavar="FORMATS",
               help="Keypoint outputs, repeatable or comma-separated: openpose "
@@ -144,7 +115,8 @@ def _parse_scales(ctx, param, value):
 @click.option("-q", "--quiet", is_flag=True,
               help="No progress bar or summary (errors are still reported).")
 @click.pass_context
-def infer(ctx, inputs, output, weights, height, scales, device, preset, json_formats,
+def infer(ctx, inputs, output, weights, height, scales, device, preset, backend, precision,
+          json_formats,
           no_json, no_render, coco_json, jsonl, track, smooth, skip_existing, every,
           max_frames, shard, recursive, quiet):
     """Detect people in INPUTS and write OpenPose-style JSON and rendered outputs.
@@ -194,7 +166,8 @@ def infer(ctx, inputs, output, weights, height, scales, device, preset, json_for
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     predict = _build_predictor(weights, device=_launcher_device(device), height=height,
-                               scales=scales, decode_params=preset)
+                               scales=scales, decode_params=preset, backend=backend,
+                               precision=None if precision == "fp32" else precision)
     from openpaf.runner import run_inference
     try:
         summary = run_inference(predict, list(inputs), options, progress=not quiet)

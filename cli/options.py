@@ -1,4 +1,6 @@
 """Click options shared by several verbs (one definition each)."""
+import re
+
 import click
 
 from openpaf.decode.params import DEFAULT_PRESET, PRESETS
@@ -14,8 +16,14 @@ def parse_scales(ctx, param, value):
     return scales
 
 
+def parse_device(ctx, param, value):
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+        raise click.BadParameter("expected auto, cpu, cuda or cuda:N")
+    return value
+
+
 def model_options(f):
-    """--weights, --height, --scales, --device, --preset."""
+    """--weights, --height, --scales, --device, --preset, --backend, --precision."""
     for opt in reversed([
         click.option("--weights", "-w", type=click.Path(dir_okay=False), default=None,
                      help="openpaf checkpoint (.pt). Default: weights/default.pt "
@@ -25,12 +33,19 @@ def model_options(f):
         click.option("--scales", default="1", show_default=True, callback=parse_scales,
                      help="Comma-separated input scales whose maps are averaged, "
                           "e.g. 0.5,1,1.5,2."),
-        click.option("--device", default="auto", show_default=True,
+        click.option("--device", default="auto", show_default=True, callback=parse_device,
                      help="cpu, cuda, cuda:N or auto."),
         click.option("--preset", type=click.Choice(sorted(PRESETS)), default=DEFAULT_PRESET,
                      show_default=True,
                      help="Decoder settings: cvpr2017 (the paper's) or openpose (C++ "
                           "defaults)."),
+        click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default=None,
+                     help="Runtime. Default: onnxruntime for .onnx weights (from `openpaf "
+                          "export --onnx`), torch otherwise."),
+        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
+                     default="fp32", show_default=True,
+                     help="Network precision (torch backend). bf16 is several times "
+                          "faster on CPUs with AMX and on GPUs."),
     ]):
         f = opt(f)
     return f
