@@ -61,30 +61,48 @@ def coco_results(image_id: int, detections) -> list[dict]:
              "score": round(float(p.score), 5)} for p in detections.people]
 
 
-def coco_stats(coco, results: list[dict]) -> tuple[dict, object | None]:
-    """OKS AP/AR table of ``results`` against ``coco``; all zeros when nothing was found."""
+def coco_stats(coco, results: list[dict],
+               image_ids: list[int] | None = None) -> tuple[dict, object | None]:
+    """OKS AP/AR table of ``results`` against ``coco`` over ``image_ids`` (default: every
+    image of the file); all zeros when nothing was found."""
     from pycocotools.cocoeval import COCOeval
     if not results:
         return {k: 0.0 for k in _STAT_NAMES}, None
     dt = _quiet(coco.loadRes, results)
     ev = COCOeval(coco, dt, "keypoints")
-    ev.params.imgIds = sorted({r["image_id"] for r in results} | set(coco.getImgIds()))
+    ev.params.imgIds = sorted(image_ids if image_ids is not None else coco.getImgIds())
     _quiet(ev.evaluate)
     _quiet(ev.accumulate)
     _quiet(ev.summarize)
     return {k: float(v) for k, v in zip(_STAT_NAMES, ev.stats)}, ev
 
 
-def failure_classes(coco, ev) -> dict:
+def _miss_class(ann: dict) -> str:
+    v = np.array(ann["keypoints"]).reshape(-1, 3)[:, 2] > 0
+    if v.sum() < 4:
+        return "few_keypoints"
+    if v[_R_SHOULDER] != v[_L_SHOULDER]:
+        return "no_neck"
+    return "other"
+
+
+def failure_classes(coco, ev, image_ids: list[int] | None = None) -> dict:
     """Why ground-truth people were missed (no detection at OKS >= 0.5).
 
     ``few_keypoints``: fewer than 4 labelled keypoints; ``no_neck``: exactly one shoulder
     labelled (no neck, so the 18-keypoint tree is split); ``other``. ``imprecise`` counts
-    people found at OKS 0.5 but not at 0.75.
+    people found at OKS 0.5 but not at 0.75. With ``ev`` None (nothing detected) every
+    evaluated person (not crowd, with keypoints) of ``image_ids`` (default: all) counts
+    as missed.
     """
     counts = {"matched": 0, "missed": 0, "few_keypoints": 0, "no_neck": 0, "other": 0,
               "imprecise": 0}
     if ev is None:
+        ids = coco.getImgIds() if image_ids is None else image_ids
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=ids)):
+            if not ann.get("iscrowd", 0) and ann.get("num_keypoints", 0) > 0:
+                counts["missed"] += 1
+                counts[_miss_class(ann)] += 1
         return counts
     all_area = ev.params.areaRng[ev.params.areaRngLbl.index("all")]
     t50, t75 = 0, list(np.round(ev.params.iouThrs, 2)).index(0.75)
@@ -99,14 +117,7 @@ def failure_classes(coco, ev) -> dict:
                 counts["imprecise"] += int(e["gtMatches"][t75, j] == 0)
                 continue
             counts["missed"] += 1
-            ann = coco.loadAnns(gid)[0]
-            v = np.array(ann["keypoints"]).reshape(-1, 3)[:, 2] > 0
-            if v.sum() < 4:
-                counts["few_keypoints"] += 1
-            elif v[_R_SHOULDER] != v[_L_SHOULDER]:
-                counts["no_neck"] += 1
-            else:
-                counts["other"] += 1
+            counts[_miss_class(coco.loadAnns(gid)[0])] += 1
     return counts
 
 
@@ -167,11 +178,11 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
             decode_ms.append(t["resize"] + t["peaks"] + t["limbs"] + t["assembly"])
             network_ms.append(t["network"])
         results.extend(coco_results(image_id, det))
-    stats, ev = coco_stats(coco, results)
+    stats, ev = coco_stats(coco, results, image_ids)
     report = {k: round(v, 4) for k, v in stats.items()}
     report.update(
         images=len(image_ids), people=people, detections=len(results),
-        decode_ms=_ms_summary(decode_ms), failures=failure_classes(coco, ev),
+        decode_ms=_ms_summary(decode_ms), failures=failure_classes(coco, ev, image_ids),
         mode=("oracle" if oracle else "model"), annotations=str(ann_file),
         settings={"height": height if oracle else predictor.height,
                   "scales": [1.0] if oracle else list(predictor.scales),

@@ -5,8 +5,8 @@ import numpy as np
 from click.testing import CliRunner
 
 from cli.main import main
-from openpaf.evaluate import (coco_results, coco_stats, evaluate, gt_keypoints,
-                              load_ground_truth)
+from openpaf.evaluate import (coco_results, coco_stats, evaluate, failure_classes,
+                              gt_keypoints, load_ground_truth)
 from openpaf.structures import Detections, Person
 
 from conftest import COCO_VAL, require
@@ -26,8 +26,11 @@ def test_ground_truth_written_as_results_scores_ap_one():
 
 def test_no_detections_gives_zero_not_crash():
     coco = load_ground_truth(require(COCO_VAL))
-    stats, _ = coco_stats(coco, [])
+    stats, ev = coco_stats(coco, [])
     assert stats["AP"] == 0.0
+    f = failure_classes(coco, ev)
+    assert f["matched"] == 0 and f["missed"] == 358           # every person counts as missed
+    assert f["missed"] == f["few_keypoints"] + f["no_neck"] + f["other"]
 
 
 def test_oracle_on_val_meets_target():
@@ -48,6 +51,8 @@ def test_eval_cli_oracle_json(tmp_path):
     assert res.exit_code == 0, res.output
     report = json.loads(out.read_text())
     assert REPORT_KEYS <= set(report) and report["images"] == 10
+    f = report["failures"]
+    assert f["matched"] + f["missed"] == report["people"]     # only the 10 images count
     assert "AP" in res.output and "decode ms" in res.output
 
 
