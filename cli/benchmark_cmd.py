@@ -41,8 +41,6 @@ def _sizes(ctx, param, value):
               help="Timed decodes per synthetic crowd.")
 @click.option("--batch", type=int, default=1, show_default=True,
               help="Images per network call.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
-              show_default=True, help="Network arithmetic (autocast for bf16/fp16).")
 @click.option("--no-optimize", is_flag=True,
               help="Run the model as given (no BN folding / channels_last conversion).")
 @click.option("--threads", type=int, default=None, help="torch.set_num_threads(N).")
@@ -62,8 +60,8 @@ def _sizes(ctx, param, value):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report here.")
-def benchmark(mode, model, weights, height, scales, device, preset, images, max_images,
-              people, warmup, repeats, decode_repeats, batch, precision, no_optimize,
+def benchmark(mode, model, weights, height, scales, device, preset, backend, precision,
+              images, max_images, people, warmup, repeats, decode_repeats, batch, no_optimize,
               threads, no_network, ann, sizes, paths, seed, json_path):
     """Measure speed: per-stage pipeline times, FPS, GFLOP/s and decoder crowd scaling.
 
@@ -84,7 +82,8 @@ def benchmark(mode, model, weights, height, scales, device, preset, images, max_
             text = bm.format_cpu_paths(report)
         else:
             options = bm.BenchmarkOptions(
-                model=model, weights=weights, images=images, max_images=max_images,
+                model=model, weights=weights, backend=backend, images=images,
+                max_images=max_images,
                 people=people, warmup=warmup, repeats=repeats,
                 decode_repeats=decode_repeats, device=device, batch=batch,
                 precision=precision, scales=scales, height=height,

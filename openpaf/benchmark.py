@@ -68,6 +68,7 @@ class BenchmarkOptions:
 
     model: str = "cmu_vgg19"
     weights: str | None = None
+    backend: str | None = None          # torch / onnxruntime; None: by the weights' suffix
     images: str | None = None
     max_images: int = 4
     people: tuple[int, ...] = (1, 5, 10, 20)
@@ -396,7 +397,8 @@ def build_predictor(options: BenchmarkOptions):
                   decode_params=options.preset, device=options.device,
                   precision=options.precision, optimize=options.optimize)
     if options.weights:
-        predictor = Predictor.from_checkpoint(options.weights, **kwargs)
+        predictor = Predictor.from_checkpoint(options.weights, backend=options.backend,
+                                              **kwargs)
     else:
         import torch
         from .model import create_model

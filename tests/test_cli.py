@@ -1,0 +1,35 @@
+"""Every verb (and sub-verb) answers --help, and --version works, without a traceback."""
+import click
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from openpaf import __version__
+
+
+def _paths(group: click.Group, prefix=()):
+    for name, cmd in group.commands.items():
+        yield prefix + (name,)
+        if isinstance(cmd, click.Group):
+            yield from _paths(cmd, prefix + (name,))
+
+
+VERBS = sorted(_paths(main))
+
+
+def test_all_expected_verbs_exist():
+    names = {p[0] for p in VERBS}
+    assert {"infer", "eval", "train", "benchmark", "export", "weights"} <= names
+    assert ("weights", "import") in VERBS and ("weights", "export") in VERBS
+
+
+@pytest.mark.parametrize("path", VERBS, ids=" ".join)
+def test_help(path):
+    res = CliRunner().invoke(main, list(path) + ["--help"])
+    assert res.exit_code == 0, res.output
+    assert "Usage:" in res.output and "Traceback" not in res.output
+
+
+def test_version():
+    res = CliRunner().invoke(main, ["--version"])
+    assert res.exit_code == 0 and __version__ in res.output
