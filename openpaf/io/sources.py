@@ -618,6 +618,15 @@ def _source_of(inp: _Input) -> str:
 # Public entry points
 
 
+def _load_frame(path, **fields) -> "Frame | InputError":
+    """A still image as a ``Frame`` (``fields`` as in ``Frame``), or its one-line error."""
+    try:
+        image = load_image(path)
+    except ImageLoadError as e:
+        return InputError(path, _one_line(str(e)))
+    return Frame(image=image, source=path, **fields)
+
+
 def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] = None,
                 recursive: bool = False,
                 skip: Optional[Callable[[str], bool]] = None,
@@ -660,15 +669,12 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
                 if max_frames is not None and yielded >= max_frames:
                     cut = True
                     break
-                try:
-                    image = load_image(inp.path)
-                except ImageLoadError as e:
-                    yield InputError(inp.path, _one_line(str(e)))
-                    continue
-                yield Frame(name=inp.name, image=image, source=inp.path, index=inp.index,
-                            sequence=unit.name, stream_source=unit.source)
-                yielded += 1
-                count += 1
+                item = _load_frame(inp.path, name=inp.name, index=inp.index,
+                                   sequence=unit.name, stream_source=unit.source)
+                yield item
+                if isinstance(item, Frame):
+                    yielded += 1
+                    count += 1
             if events:
                 yield StreamEnd(unit.source, unit.name, "sequence", count, not cut)
         elif unit.kind == "image":
@@ -676,13 +682,9 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
                 if events:
                     yield Skipped(unit.path, unit.name, "image", 1)
                 continue
-            try:
-                image = load_image(unit.path)
-            except ImageLoadError as e:
-                yield InputError(unit.path, _one_line(str(e)))
-                continue
-            yield Frame(name=unit.name, image=image, source=unit.path, index=unit.index)
-            yielded += 1
+            item = _load_frame(unit.path, name=unit.name, index=unit.index)
+            yield item
+            yielded += isinstance(item, Frame)
         else:
             source = _source_of(unit)
             if unit.kind == "video" and skip_stream is not None \
