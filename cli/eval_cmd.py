@@ -3,7 +3,7 @@ import json
 
 import click
 
-from .options import model_options
+from .options import load_predictor, model_options
 
 
 @click.command("eval")
@@ -22,26 +22,23 @@ from .options import model_options
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report (AP table, decode_ms, failure classes) here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def eval_cmd(ann, images, weights, height, scales, device, preset, backend, precision, oracle, oracle_noise,
-             max_images, json_path, quiet):
+def eval_cmd(ann, images, weights, height, scales, device, preset, backend, precision,
+             oracle, oracle_noise, max_images, json_path, quiet):
     """Evaluate keypoint AP (COCOeval, OKS) on a COCO-format annotation file."""
-    from openpaf.checkpoint import CheckpointError
     from openpaf.evaluate import evaluate, format_report
     from openpaf.io.writers import atomic_write_text
     predictor = None
+    if not oracle:
+        if images is None:
+            raise click.UsageError("--images is required unless --oracle is given")
+        predictor = load_predictor(weights, backend=backend, device=device, height=height,
+                                   scales=scales, decode_params=preset, precision=precision)
     try:
-        if not oracle:
-            if images is None:
-                raise click.UsageError("--images is required unless --oracle is given")
-            from openpaf.predict import Predictor
-            predictor = Predictor.from_checkpoint(weights, backend=backend, device=device,
-                                                  height=height, scales=scales,
-                                                  decode_params=preset, precision=precision)
         report = evaluate(ann, images, predictor=predictor, oracle=oracle,
                           decode_params=preset if oracle else None, height=height,
                           max_images=max_images, oracle_noise=oracle_noise,
                           progress=not quiet)
-    except (CheckpointError, ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc))
     if weights:
         report["weights"] = str(weights)

@@ -49,3 +49,15 @@ def model_options(f):
     ]):
         f = opt(f)
     return f
+
+
+def load_predictor(weights, **kwargs):
+    """``Predictor.from_checkpoint(weights, **kwargs)`` (None values = library defaults),
+    with any load error turned into a one-line ``ClickException``."""
+    from openpaf.checkpoint import CheckpointError
+    from openpaf.predict import Predictor
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    try:
+        return Predictor.from_checkpoint(None if weights is None else str(weights), **kwargs)
+    except (CheckpointError, ValueError, OSError, RuntimeError, ImportError) as e:
+        raise click.ClickException(" ".join(str(e).split()) or type(e).__name__) from None

@@ -156,10 +156,11 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
     rng = np.random.default_rng(seed)
     for image_id in tqdm(image_ids, desc="eval", unit="img", disable=not progress):
         info = coco.loadImgs(image_id)[0]
-        people += len(gt_keypoints(coco, image_id))
+        truth = gt_keypoints(coco, image_id)
+        people += len(truth)
         if oracle:
             geo = geometry((info["width"], info["height"]), height)
-            heat, paf = oracle_maps(gt_keypoints(coco, image_id), geo, target)
+            heat, paf = oracle_maps(truth, geo, target)
             if oracle_noise > 0:
                 heat = heat + rng.normal(0, oracle_noise, heat.shape).astype(np.float32)
                 paf = paf + rng.normal(0, oracle_noise, paf.shape).astype(np.float32)

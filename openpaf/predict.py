@@ -266,32 +266,28 @@ class Predictor:
             return []
         out = []
         timings = {"peaks": 0.0, "limbs": 0.0, "assembly": 0.0}
-        if self.gpu_peaks:
-            copy_ms = 0.0
-            for total, geo in self._averaged(images):
-                t0 = time.perf_counter()
-                paf = total[-NUM_PAFS:].cpu().numpy()
-                t1 = time.perf_counter()
+        copy_ms = 0.0
+        for total, geo in self._averaged(images):
+            # Only the PAFs go to the CPU when the peaks are found on the device.
+            t0 = time.perf_counter()
+            paf = total[-NUM_PAFS:].cpu().numpy()
+            heat = None if self.gpu_peaks else total[:-NUM_PAFS].cpu().numpy()
+            t1 = time.perf_counter()
+            peaks = None
+            if self.gpu_peaks:
                 with torch.inference_mode():
                     peaks = find_peaks_torch(total[:-NUM_PAFS], self.params.peak_threshold,
                                              max_peaks=self.params.max_peaks,
                                              refine=self.params.refine)
-                t2 = time.perf_counter()
-                t: dict[str, float] = {}
-                out.append(decode(None, paf, self.params, scale=geo.map_scale,
-                                  image_size=geo.image_size, timings=t, peaks=peaks))
-                copy_ms += (t1 - t0) * 1e3
-                t["peaks"] += (t2 - t1) * 1e3
-                for k in timings:
-                    timings[k] += t[k]
-            self.last_timings["resize"] += copy_ms
-        else:
-            for heat, paf, geo in self.maps(images):
-                t = {}
-                out.append(decode(heat, paf, self.params, scale=geo.map_scale,
-                                  image_size=geo.image_size, timings=t))
-                for k in timings:
-                    timings[k] += t[k]
+            t2 = time.perf_counter()
+            t: dict[str, float] = {}
+            out.append(decode(heat, paf, self.params, scale=geo.map_scale,
+                              image_size=geo.image_size, timings=t, peaks=peaks))
+            copy_ms += (t1 - t0) * 1e3
+            t["peaks"] += (t2 - t1) * 1e3
+            for k in timings:
+                timings[k] += t[k]
+        self.last_timings["resize"] += copy_ms
         self.last_timings.update(timings)
         return out
 
