@@ -169,6 +169,10 @@ def infer(ctx, inputs, output, weights, height, scales, device, preset, backend,
                                scales=scales, decode_params=preset, backend=backend,
                                precision=None if precision == "fp32" else precision)
     from openpaf.runner import run_inference
+    if not quiet and getattr(predict, "weights_path", None) is not None:
+        from openpaf.checkpoint import weights_summary
+        click.echo(f"model: {weights_summary(predict.weights_path, predict.manifest)}",
+                   err=True)
     try:
         summary = run_inference(predict, list(inputs), options, progress=not quiet)
     except OSError as e:

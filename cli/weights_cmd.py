@@ -55,3 +55,48 @@ def info_cmd(path):
         raise click.ClickException(str(exc))
     for line in describe(loaded):
         click.echo(line)
+
+
+@weights.command("pack")
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Checkpoint to write, e.g. weights/default.pt.")
+@click.option("--eval", "evals", multiple=True, metavar="ANN.json:IMAGES_DIR|YAML",
+              help="Score the packed weights on this COCO keypoint set (openpaf eval's "
+                   "defaults) and record the figures; repeatable.")
+@click.option("--name", default="", help="Model name for the manifest (default: file stem).")
+@click.option("--description", default="", help="One-line description for the manifest.")
+@click.option("--fp32", is_flag=True, help="Keep fp32 tensors (default: fp16, half the size).")
+@click.option("--manifest-json", type=click.Path(dir_okay=False), default=None,
+              help="Also write the manifest as JSON here.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def pack_cmd(src, output, evals, name, description, fp32, manifest_json, quiet):
+    """Make a training checkpoint shippable: fp16 weights without optimizer state, and a
+    manifest with every training run behind it (steps, wall time, hardware, data) and the
+    AP measured on the packed file.
+
+    Example: openpaf weights pack runs/small/last.pt -o weights/default.pt
+    --eval ../shared/data/coco/val.json:../shared/data/coco/val
+    --manifest-json weights/default.json
+    """
+    from openpaf.checkpoint import CheckpointError
+    from openpaf.release import pack
+    from openpaf.train import parse_val
+    try:
+        pairs = [parse_val(spec) for spec in evals]
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.BadParameter(str(exc).replace("--val", "--eval"), param_hint="--eval")
+    try:
+        manifest = pack(src, output, evals=pairs, name=name, description=description,
+                        half=not fp32, manifest_json=manifest_json, progress=not quiet)
+    except (CheckpointError, OSError, ValueError) as exc:
+        raise click.ClickException(" ".join(str(exc).split()))
+    t = manifest["training"]
+    click.echo(f"wrote {output}: {manifest['model']} model, {manifest['parameters']:,} "
+               f"parameters ({manifest['storage']}), {len(t['runs'])} training run(s), "
+               f"{t['steps']:,} steps, {t['wall_time_s'] / 3600:.2f} h")
+    for e in manifest["eval"]:
+        click.echo(f"  {e['annotations']}: AP {e['AP']:.3f}, AP50 {e['AP50']:.3f} "
+                   f"({e['images']} images, {e['people']} people)")
+    if not t["complete"]:
+        click.echo("  note: the lineage has a gap (see manifest training.runs)")

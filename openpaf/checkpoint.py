@@ -15,6 +15,8 @@ Only plain Python containers, numbers, strings and tensors are stored, so it loa
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -95,6 +97,15 @@ def save_checkpoint(path: PathLike, model: nn.Module, config: PafNetConfig, *,
     if extra is not None:
         ckpt["extra"] = extra
     return atomic_torch_save(ckpt, path)
+
+
+def file_sha256(path: PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _is_url(path: PathLike) -> bool:
@@ -199,8 +210,23 @@ def describe(loaded: LoadedModel) -> list[str]:
              f"normalisation: {format_norm(loaded.normalisation)}"]
     if loaded.manifest:
         lines.append("manifest:")
-        lines += [f"  {k}: {v}" for k, v in loaded.manifest.items()]
+        for k, v in loaded.manifest.items():
+            if isinstance(v, (dict, list)) and v:
+                text = json.dumps(v, indent=2, default=str).replace("\n", "\n  ")
+                lines.append(f"  {k}: {text}")
+            else:
+                lines.append(f"  {k}: {v}")
     return lines
+
+
+def weights_summary(path: PathLike | None, manifest: dict) -> str:
+    """One line naming the weights and, when the manifest records it, their measured AP,
+    e.g. ``'weights/default.pt (openpaf-small-cpu; AP 0.041 on coco/val)'``."""
+    parts = [str(manifest["name"])] if manifest.get("name") else []
+    for ev in manifest.get("eval", [])[:1]:
+        where = Path(str(ev.get("annotations", ""))).with_suffix("")
+        parts.append(f"AP {ev['AP']:.3f} on {where.parent.name}/{where.name}")
+    return f"{path}" + (f" ({'; '.join(parts)})" if parts else "")
 
 
 def format_norm(norm: InputNorm) -> str:

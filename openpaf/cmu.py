@@ -13,7 +13,6 @@ torchvision ``vgg19`` / ``vgg19_bn`` ``features.N`` map onto our ``backbone.conv
 from __future__ import annotations
 
 import datetime
-import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +21,8 @@ import torch
 
 from . import __version__
 from .checkpoint import (CheckpointError, PathLike, atomic_torch_save, check_state_dict,
-                         format_norm, read_checkpoint, save_checkpoint, short_list)
+                         file_sha256, format_norm, read_checkpoint, save_checkpoint,
+                         short_list)
 from .model import PafNet, PafNetConfig
 from .model.vgg import VGG19_DEPTHS, vgg_layer_names
 from .structures import InputNorm
@@ -167,7 +167,7 @@ def import_cmu(src: PathLike, dst: PathLike, *, half: bool = False) -> Path:
     model.load_state_dict(state, strict=True, assign=True)
     manifest = {
         "source": str(src.resolve()),
-        "source_sha256": _sha256(src),
+        "source_sha256": file_sha256(src),
         "source_format": "CMU OpenPose COCO body model (pytorch-openpose flat layout)",
         "licence": CMU_LICENCE,
         "normalisation": format_norm(CMU_NORMALISATION),
@@ -210,11 +210,3 @@ def _unwrap(obj) -> dict:
 def _shapes(config: PafNetConfig) -> dict[str, tuple[int, ...]]:
     with torch.device("meta"):
         return {k: tuple(v.shape) for k, v in PafNet(config).state_dict().items()}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

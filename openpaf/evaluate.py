@@ -187,6 +187,7 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
         mode=("oracle" if oracle else "model"), annotations=str(ann_file),
         settings={"height": height if oracle else predictor.height,
                   "scales": [1.0] if oracle else list(predictor.scales),
+                  "precision": "fp32" if oracle else predictor.precision,
                   "decode": asdict(params)},
     )
     if oracle:

@@ -171,6 +171,8 @@ class Predictor:
         self.max_side = max_side
         self.stride = int(getattr(model, "stride", 8))
         self.last_timings: dict[str, float] = {}
+        self.weights_path: Path | None = None     # set by from_checkpoint
+        self.manifest: dict = {}
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, *, backend: str | None = None,
@@ -196,12 +198,16 @@ class Predictor:
                     + (f" --weights {path}`" if path else "`"))
             from .export import OnnxModel
             model = OnnxModel(path, device=dev)
-            return cls(model, model.normalisation, device=dev, **kwargs)
+            predictor = cls(model, model.normalisation, device=dev, **kwargs)
+            predictor.weights_path = Path(path)
+            return predictor
         if is_onnx:
             raise CheckpointError(f"{path}: an ONNX model runs with backend onnxruntime, "
                                   "not torch")
         loaded = load_default(dev) if path is None else load_checkpoint(path, dev)
-        return cls(loaded.model, loaded.normalisation, device=dev, **kwargs)
+        predictor = cls(loaded.model, loaded.normalisation, device=dev, **kwargs)
+        predictor.weights_path, predictor.manifest = loaded.path, loaded.manifest
+        return predictor
 
     def _sync(self):
         if self.device.type == "cuda":

@@ -18,7 +18,6 @@ import collections
 import csv
 import dataclasses
 import datetime
-import hashlib
 import math
 import os
 import platform
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from .data.augment import AugmentParams
 from .data.coco import DatasetSpec, MixSampler, build_dataset
 from .data.targets import TargetParams
@@ -375,11 +374,7 @@ def _file_info(path: str) -> dict:
     p = Path(path)
     if not p.is_file():
         return {"path": str(path)}
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": h.hexdigest()}
+    return {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": file_sha256(p)}
 
 
 class CsvLog:

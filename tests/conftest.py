@@ -26,6 +26,16 @@ def person(cx: float, cy: float, size: float = 1.0, missing=()) -> np.ndarray:
     return kps
 
 
+@pytest.fixture
+def one_thread():
+    """Two threads on a busy 2-core machine are ~50x slower than one for tiny nets."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def require(path: Path):
     if not path.exists():
         pytest.skip(f"shared data not found at {path} (see README: ../shared/data)")

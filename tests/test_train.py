@@ -18,17 +18,10 @@ from openpaf.train import TrainConfig, paf_loss, train
 from conftest import COCO_TRAIN, require
 from test_data import synthetic_people
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # Single-person COCO train images with a large person (0.73-0.86 of the image height).
 OVERFIT_IMAGES = ("000000000474.jpg", "000000000036.jpg", "000000000962.jpg")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads on a busy 2-core machine are ~50x slower than one for these tiny nets."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _quiet(_):

@@ -1,0 +1,101 @@
+"""``openpaf weights pack``: lineage across fine-tuning runs, fp16 storage, recorded AP."""
+import json
+import shutil
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli.main import main
+from openpaf.checkpoint import load_checkpoint, read_checkpoint
+from openpaf.data.augment import AugmentParams
+from openpaf.data.coco import LSPET_LICENCE, DatasetSpec
+from openpaf.release import training_lineage
+from openpaf.train import TrainConfig, train
+
+from test_data import synthetic_people
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """A 3-step run from scratch, then a 2-step fine-tune of it with another lr."""
+    tmp = tmp_path_factory.mktemp("runs")
+    data = synthetic_people(tmp, n_images=3, size=96)
+    spec = DatasetSpec(data.annotations, data.images, licence=LSPET_LICENCE)
+    base = dict(model="tiny", model_overrides={"batch_norm": True}, input_size=64,
+                batch_size=2, workers=0, log_every=1, checkpoint_every=0,
+                augment=AugmentParams(input_size=64))
+    first = train(TrainConfig(lr=1e-3, max_steps=3, **base), [spec], tmp / "a",
+                  progress=False, log=lambda _: None)
+    second = train(TrainConfig(lr=5e-4, max_steps=2, init=f"checkpoint:{first.last}", **base),
+                   [spec], tmp / "b", progress=False, log=lambda _: None)
+    return tmp, data, first.last, second.last
+
+
+def test_pack_records_lineage_fp16_and_measured_ap(two_runs, tmp_path):
+    tmp, data, first, second = two_runs
+    out, js = tmp_path / "default.pt", tmp_path / "default.json"
+    res = CliRunner().invoke(main, ["weights", "pack", str(second), "-o", str(out),
+                                    "--eval", f"{data.annotations}:{data.images}",
+                                    "--name", "test-model", "--manifest-json", str(js), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "2 training run(s), 5 steps" in res.output
+    ckpt = read_checkpoint(out)
+    assert "extra" not in ckpt                          # no optimizer / RNG state shipped
+    assert all(v.dtype == torch.float16 for v in ckpt["state_dict"].values()
+               if v.is_floating_point())
+    manifest = ckpt["manifest"]
+    assert json.loads(js.read_text()) == manifest
+    t = manifest["training"]
+    assert [r["lr"] for r in t["runs"]] == [1e-3, 5e-4]
+    assert [r["init"] for r in t["runs"]] == ["scratch", "checkpoint"]
+    assert t["steps"] == 5 and t["images_seen"] == 10 and t["complete"]
+    assert t["wall_time_s"] == pytest.approx(sum(r["wall_time_s"] for r in t["runs"]), abs=0.2)
+    assert manifest["name"] == "test-model" and manifest["storage"] == "fp16"
+    assert manifest["licence"] == LSPET_LICENCE
+    assert manifest["data"][0]["images"] == 3
+    (ev,) = manifest["eval"]
+    assert ev["images"] == 3 and ev["people"] == 3 and 0.0 <= ev["AP"] <= 1.0
+    assert ev["height"] == 368 and ev["scales"] == [1.0] and ev["precision"] == "fp32"
+    # the packed weights are the trained ones, rounded to fp16
+    a, b = load_checkpoint(second).model, load_checkpoint(out).model
+    x = torch.rand(1, 3, 64, 64) - 0.5
+    for ya, yb in zip(a.predict(x), b.predict(x)):
+        assert torch.allclose(ya, yb, atol=2e-2)
+    info = CliRunner().invoke(main, ["weights", "info", str(out)])
+    assert info.exit_code == 0 and "test-model" in info.output and '"steps": 5' in info.output
+
+
+def test_lineage_stops_at_a_changed_or_missing_parent(two_runs, tmp_path):
+    tmp, _, first, second = two_runs
+    assert len(training_lineage(second)) == 2
+    moved = tmp_path / "b.pt"
+    shutil.copy(second, moved)
+    backup = tmp_path / "a.pt"
+    shutil.copy(first, backup)
+    try:
+        first.write_bytes(first.read_bytes() + b"\0")          # parent changed after the run
+        runs = training_lineage(moved)
+        assert "changed" in runs[0]["gap"] and runs[1]["steps"] == 2
+        first.unlink()
+        runs = training_lineage(moved)
+        assert "no longer exists" in runs[0]["gap"]
+        res = CliRunner().invoke(main, ["weights", "pack", str(moved), "-o",
+                                        str(tmp_path / "x.pt")])
+        assert res.exit_code == 0 and "gap" in res.output
+        assert read_checkpoint(tmp_path / "x.pt")["manifest"]["training"]["complete"] is False
+    finally:
+        shutil.copy(backup, first)
+
+
+def test_pack_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint")
+    res = CliRunner().invoke(main, ["weights", "pack", str(bad), "-o", str(tmp_path / "o.pt")])
+    assert res.exit_code == 1 and "cannot read as a torch file" in res.output
+    assert "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["weights", "pack", str(bad), "-o", str(tmp_path / "o.pt"),
+                                    "--eval", "nope.json"])
+    assert res.exit_code == 2 and "--eval" in res.output
