@@ -1,7 +1,7 @@
 PYTHON ?= python3
 SHARED ?= ../shared/data
 
-.PHONY: install test bench bench-paths bench-decode oracle lint clean
+.PHONY: install test bench bench-paths bench-decode oracle default-eval lint clean
 
 install:  ## install openpaf (CPU torch pinned) and test tools
 	$(PYTHON) -m pip install "torch==2.13.0"
@@ -21,6 +21,10 @@ bench-paths:  ## CPU execution paths of the network (eager, channels_last, bf16,
 
 oracle:  ## decoder accuracy and speed on oracle maps of coco/val
 	openpaf eval --ann $(SHARED)/coco/val.json --oracle --json benchmarks/oracle_val.json
+
+default-eval:  ## AP of the shipped default model on coco/val (fp32, and bf16)
+	openpaf eval --ann $(SHARED)/coco/val.json --images $(SHARED)/coco/val -q --json benchmarks/default_val.json
+	openpaf eval --ann $(SHARED)/coco/val.json --images $(SHARED)/coco/val -q --precision bf16 --json benchmarks/default_val_bf16.json
 
 bench-decode: oracle  ## decoder speed is part of the oracle report (decode_ms)
 

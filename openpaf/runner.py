@@ -492,6 +492,15 @@ class _Run:
             return
         if tracker is not None:
             det = tracker.update(det, time=stream.clock(frame))
+        # Ctrl-C waits until the frame's outputs and its manifest record are all written,
+        # so the manifest and the files on disk always agree.
+        with _sigint_deferred() as late:
+            self._emit(frame, det, stream, sink, frame_no, colour)
+        if late:
+            raise KeyboardInterrupt
+
+    def _emit(self, frame: Frame, det: Detections, stream, sink, frame_no, colour) -> None:
+        """Write one predicted frame's outputs, then count and record it."""
         try:
             if frame.video is None and self.o.write_images:
                 atomic_write_image(self.image_path(frame.name),
