@@ -40,9 +40,8 @@ def eval_cmd(ann, images, weights, height, scales, device, preset, backend, prec
                           progress=not quiet)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc))
-    if not oracle:
-        from openpaf.checkpoint import default_weights_path
-        report["weights"] = str(weights or default_weights_path())
+    if predictor is not None:
+        report["weights"] = str(predictor.weights_path)
     click.echo(format_report(report))
     if json_path:
         atomic_write_text(json_path, json.dumps(report, indent=2))

@@ -83,9 +83,9 @@ def pack_cmd(src, output, evals, name, description, fp32, manifest_json, quiet):
     from openpaf.release import pack
     from openpaf.train import parse_val
     try:
-        pairs = [parse_val(spec) for spec in evals]
+        pairs = [parse_val(spec, "--eval") for spec in evals]
     except (ValueError, FileNotFoundError) as exc:
-        raise click.BadParameter(str(exc).replace("--val", "--eval"), param_hint="--eval")
+        raise click.BadParameter(str(exc), param_hint="--eval")
     try:
         manifest = pack(src, output, evals=pairs, name=name, description=description,
                         half=not fp32, manifest_json=manifest_json, progress=not quiet)

@@ -219,7 +219,7 @@ def describe(loaded: LoadedModel) -> list[str]:
     return lines
 
 
-def weights_summary(path: PathLike | None, manifest: dict) -> str:
+def weights_summary(path: PathLike, manifest: dict) -> str:
     """One line naming the weights and, when the manifest records it, their measured AP,
     e.g. ``'weights/default.pt (openpaf-small-cpu; AP 0.041 on coco/val)'``."""
     parts = [str(manifest["name"])] if manifest.get("name") else []

@@ -48,14 +48,18 @@ def run_summary(manifest: dict) -> dict:
 
 
 def training_lineage(path: PathLike) -> list[dict]:
-    """Run summaries behind the checkpoint at ``path``, oldest first.
+    """Run summaries behind the checkpoint at ``path``, oldest first (see ``lineage_of``)."""
+    return lineage_of(read_checkpoint(path)["manifest"], where=path)
+
+
+def lineage_of(manifest: dict, where: PathLike = "checkpoint") -> list[dict]:
+    """Run summaries behind a checkpoint with this ``manifest``, oldest first.
 
     Follows ``manifest["init"]`` while it names a checkpoint; an ancestor that is missing
     or whose sha256 no longer matches ends the chain with a ``{"gap": ...}`` entry.
     """
     runs: list[dict] = []
     seen: set[str] = set()
-    manifest = read_checkpoint(path)["manifest"]
     while True:
         if "train_config" not in manifest:      # imported or packed weights, not a run
             runs.append({"gap": "weights not made by `openpaf train`",
@@ -74,7 +78,7 @@ def training_lineage(path: PathLike) -> list[dict]:
             runs.append({"gap": f"starting checkpoint {parent} changed since the run"})
             break
         if digest in seen:
-            raise CheckpointError(f"{path}: training lineage loops at {parent}")
+            raise CheckpointError(f"{where}: training lineage loops at {parent}")
         seen.add(digest)
         manifest = read_checkpoint(parent)["manifest"]
     return runs[::-1]
@@ -102,7 +106,7 @@ def pack(src: PathLike, dst: PathLike, *, evals: Sequence[tuple[str, str]] = (),
     """
     loaded = load_checkpoint(src)
     old = loaded.manifest
-    runs = training_lineage(src)
+    runs = lineage_of(old, where=src)
     done = [r for r in runs if "gap" not in r]
     manifest = {
         "name": name or Path(dst).stem,
@@ -124,12 +128,16 @@ def pack(src: PathLike, dst: PathLike, *, evals: Sequence[tuple[str, str]] = (),
         "eval": [],
         "licence": old.get("licence", ""),
     }
-    save_checkpoint(dst, loaded.model, loaded.config, normalisation=loaded.normalisation,
-                    manifest=manifest, half=half)
-    if evals:
+
+
+    def save() -> None:         # the same weights each time; only the manifest grows
+        save_checkpoint(dst, loaded.model, loaded.config, normalisation=loaded.normalisation,
+                        manifest=manifest, half=half)
+
+    save()
+    if evals:                   # scored on the file as written (fp16 weights)
         manifest["eval"] = [eval_summary(r) for r in _evaluate_file(dst, evals, progress)]
-        save_checkpoint(dst, load_checkpoint(dst).model, loaded.config,
-                        normalisation=loaded.normalisation, manifest=manifest, half=half)
+        save()
     if manifest_json is not None:
         from .io.writers import atomic_write_text
         atomic_write_text(manifest_json, json.dumps(manifest, indent=2) + "\n")
@@ -145,4 +153,4 @@ def _evaluate_file(path: PathLike, evals: Iterable[tuple[str, str]],
             for ann, images in evals]
 
 
-__all__ = ["eval_summary", "pack", "run_summary", "training_lineage"]
+__all__ = ["eval_summary", "lineage_of", "pack", "run_summary", "training_lineage"]

@@ -683,18 +683,18 @@ def _validate(model, val: str, config: TrainConfig, device: torch.device) -> flo
     return float(report["AP"])
 
 
-def parse_val(val: str) -> tuple[str, str]:
+def parse_val(val: str, option: str = "--val") -> tuple[str, str]:
     """``"ann.json:images_dir"`` (or a one-dataset YAML) -> ``(ann, images_dir)``, both
-    required to exist."""
+    required to exist; errors name ``option``."""
     if str(val).lower().endswith((".yaml", ".yml")):
         from .data.coco import load_data_yaml
         spec = load_data_yaml(val)[0]
         val = f"{spec.annotations}:{spec.images}"
     ann, _, images = str(val).partition(":")
     if not ann or not images:
-        raise ValueError(f"--val expects ANN.json:IMAGES_DIR, got {val!r}")
+        raise ValueError(f"{option} expects ANN.json:IMAGES_DIR, got {val!r}")
     if not Path(ann).is_file() or not Path(images).is_dir():
-        raise FileNotFoundError(f"--val: {ann} or {images} not found")
+        raise FileNotFoundError(f"{option}: {ann} or {images} not found")
     return ann, images
 
 

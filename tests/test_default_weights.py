@@ -30,9 +30,10 @@ def test_default_weights_are_shipped_small_and_load():
     assert WEIGHTS.stat().st_size < 60e6
     loaded = load_default()
     assert not loaded.model.training
-    state = read_checkpoint(WEIGHTS)["state_dict"]
-    assert "extra" not in read_checkpoint(WEIGHTS)      # no optimizer state shipped
-    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
+    ckpt = read_checkpoint(WEIGHTS)
+    assert "extra" not in ckpt                          # no optimizer state shipped
+    assert {v.dtype for v in ckpt["state_dict"].values()
+            if v.is_floating_point()} == {torch.float16}
 
 
 def test_manifest_says_data_training_accuracy_and_licence(manifest):

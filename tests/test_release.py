@@ -15,8 +15,8 @@ from openpaf.train import TrainConfig, train
 
 from test_data import synthetic_people
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
