@@ -188,7 +188,8 @@ def test_malformed_ir_is_one_line_naming_the_layer(tmp_path, case):
 
 
 def test_fixture_is_what_the_runtime_gives_when_openvino_is_installed():
-    pytest.importorskip("openvino", reason="optional: checks the fixture against openvino")
+    pytest.importorskip("openvino", reason="optional: checks the fixture against openvino",
+                        exc_type=ImportError)
     path = ROOT / "benchmarks" / "tools" / "openvino_reference.py"
     spec = importlib.util.spec_from_file_location("openvino_reference", path)
     tool = importlib.util.module_from_spec(spec)

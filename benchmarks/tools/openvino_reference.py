@@ -2,12 +2,13 @@
 
 Runs only where the ``openvino`` package is installed, e.g. a scratch venv::
 
-    python3 -m venv /tmp/ovenv && /tmp/ovenv/bin/pip install openvino numpy opencv-python-headless
-    /tmp/ovenv/bin/python benchmarks/tools/openvino_reference.py fixtures \\
-        --ir ../shared/models/openvino/human-pose-estimation-0001/FP16-INT8/human-pose-estimation-0001.xml \\
-        --images ../shared/data/coco/train --out tests/fixtures/openvino_hpe0001.npz
-    /tmp/ovenv/bin/python benchmarks/tools/openvino_reference.py time --ir ... \\
+    python3 -m venv /tmp/ovenv
+    /tmp/ovenv/bin/pip install openvino numpy opencv-python-headless
+    /tmp/ovenv/bin/python benchmarks/tools/openvino_reference.py fixtures
+    /tmp/ovenv/bin/python benchmarks/tools/openvino_reference.py time \\
         --images ../shared/data/coco/val --height 368
+
+``--ir`` defaults to the shared OMZ IR, ``--images`` to the shared ``coco/train``.
 
 ``fixtures``: for each of a few COCO photos, a crop ``(x0, y0, w, 368)`` is taken (so
 ``openpaf.preprocess.prepare`` at height 368 does not resize: the input is reproducible
@@ -38,6 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo's openp
 from openpaf.preprocess import geometry, prepare  # noqa: E402
 from openpaf.structures import InputNorm  # noqa: E402
 
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+IR = (SHARED / "models" / "openvino" / "human-pose-estimation-0001" / "FP16-INT8"
+      / "human-pose-estimation-0001.xml")
 RAW = InputNorm("BGR", 1.0, 0.0)           # the IR's own Multiply/Add normalise
 # (file in coco/train, crop x0, y0, width); the crops hold several people; 364 is not
 # a multiple of 8, so that crop is padded.
@@ -108,8 +112,9 @@ def time_folder(args) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("command", choices=("fixtures", "time"))
-    p.add_argument("--ir", type=Path, required=True, help="the IR .xml (its .bin beside it)")
-    p.add_argument("--images", type=Path, required=True, help="folder of COCO .jpg images")
+    p.add_argument("--ir", type=Path, default=IR, help="the IR .xml (its .bin beside it)")
+    p.add_argument("--images", type=Path, default=SHARED / "data" / "coco" / "train",
+                   help="folder of COCO .jpg images")
     p.add_argument("--out", type=Path, default=Path("tests/fixtures/openvino_hpe0001.npz"))
     p.add_argument("--height", type=int, default=HEIGHT, help="network input height (time)")
     p.add_argument("--limit", type=int, default=50, help="images to time")

@@ -4,9 +4,9 @@ stage -> N refinement stages, each predicting heatmaps and PAFs.
 This is the topology of Intel's OMZ ``human-pose-estimation-0001`` (read by
 :mod:`openpaf.weights.formats.openvino_ir`), activations included:
 
-- trunk: ``conv1`` (3x3, stride 2) then 13 depthwise-separable blocks (3x3 depthwise,
-  1x1 pointwise), strides 2 at ``conv2_2``, ``conv3_2``, ``conv4_2`` stays at stride 8
-  and ``conv5_1`` is dilated (2) instead of strided; ReLU everywhere.
+- trunk: MobileNetV1 to ``conv5_5``: ``conv1`` (3x3) then 11 depthwise-separable blocks
+  (3x3 depthwise, 1x1 pointwise); stride 2 at ``conv1``, ``conv2_2`` and ``conv3_2``
+  (stride 8 overall), the depthwise conv of ``conv5_1`` dilated (2); ReLU everywhere.
 - CPM: ``a = align(x)`` (1x1 to ``channels``), then ``conv(a + trunk(reduce(a)))`` where
   ``reduce`` is 1x1 and ``trunk`` 3 depthwise-separable blocks, never with BatchNorm;
   ELU everywhere except the final 3x3 ``conv`` (ReLU).
@@ -88,9 +88,8 @@ class LightweightConfig(FamilyConfig):
     num_pafs: int = NUM_PAFS
 
     def __post_init__(self):
-        for name in ("refinement_stages",):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.refinement_stages < 0:
+            raise ValueError(f"refinement_stages must be >= 0, got {self.refinement_stages}")
         for name in ("refinement_blocks", "channels", "initial_hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -218,31 +217,28 @@ class LightweightPose(PafModel):
 
     config_cls = LightweightConfig
 
-    def __init__(self, config: LightweightConfig | None = None):
-        cfg = config if config is not None else LightweightConfig()
-        super().__init__(cfg)
-        self.backbone = MobileNetTrunk(cfg)
-        self.cpm = Cpm(self.backbone.out_channels, cfg.channels)
-        self.initial = initial_stage(cfg)
-        self.refinement = nn.ModuleList(refinement_stage(cfg)
-                                        for _ in range(cfg.refinement_stages))
-        self.num_heatmaps = cfg.num_heatmaps
-        self.num_pafs = cfg.num_pafs
+    def __init__(self, config: LightweightConfig = LightweightConfig()):
+        super().__init__(config)
+        self.backbone = MobileNetTrunk(config)
+        self.cpm = Cpm(self.backbone.out_channels, config.channels)
+        self.initial = initial_stage(config)
+        self.refinement = nn.ModuleList(refinement_stage(config)
+                                        for _ in range(config.refinement_stages))
+        self.num_heatmaps, self.num_pafs = config.num_heatmaps, config.num_pafs
         self.init_weights()
 
     def init_weights(self) -> None:
-        """Kaiming-normal (fan_out, ReLU) convs, normal(0.01) output convs, zero biases."""
-        outs = {id(m.out.conv) for m in self.modules() if isinstance(m, Head)}
+        """Kaiming-normal (fan_out, ReLU) convs, normal(0.01) output convs, zero biases;
+        BatchNorm keeps torch's identity initialisation."""
+        outputs = {m.out.conv for m in self.modules() if isinstance(m, Head)}
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                if id(m) in outs:
-                    nn.init.normal_(m.weight, std=0.01)
-                else:
-                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
+            if not isinstance(m, nn.Conv2d):
+                continue
+            if m in outputs:
+                nn.init.normal_(m.weight, std=0.01)
+            else:
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> list[Maps]:

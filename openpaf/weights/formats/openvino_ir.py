@@ -67,7 +67,8 @@ CONVERSION = ("conv weights: u8 Const -> FakeQuantize(levels=255, per-output-cha
               "ranges f16 -> float32; input Multiply/Add moved to the normalisation; "
               "activation FakeQuantize (levels=256, OpenVINO's INT8 execution) dropped: "
               "this float model runs without activation quantisation")
-_NET_ROOT = re.compile(rb'\s*(<\?xml[^>]*\?>\s*)?(<!--.*?-->\s*)*<net\b([^>]*)>', re.S)
+_NET_ROOT = re.compile(rb'(\xef\xbb\xbf)?\s*(<\?xml[^>]*\?>\s*)?(<!--.*?-->\s*)*'
+                       rb'<net\b([^>]*)>', re.S)        # BOM, declaration, comments, root
 
 
 # --- the IR graph and its constants ----------------------------------------------------
@@ -91,9 +92,9 @@ class IrGraph:
     def __init__(self, xml_path: Path, bin_path: Path):
         self.xml_path, self.bin_path = xml_path, bin_path
         self.root = _parse_xml(xml_path)
-        self.layers = {l.id: l for l in map(_layer, self.root.find("layers") or [])}
+        self.layers = {l.id: l for l in map(_layer, _children(self.root, "layers"))}
         self.consumers: dict[str, list[str]] = defaultdict(list)
-        edges = sorted(self.root.find("edges") or [], key=lambda e: int(e.get("to-port")))
+        edges = sorted(_children(self.root, "edges"), key=lambda e: int(e.get("to-port")))
         inputs: dict[str, list[str]] = defaultdict(list)
         for e in edges:
             src, dst = e.get("from-layer"), e.get("to-layer")
@@ -160,6 +161,11 @@ def _parse_xml(path: Path) -> ET.Element:
         raise CheckpointError(f"{path.name}: OpenVINO IR version {version}; openpaf reads "
                               f"IR v{IR_VERSION}")
     return root
+
+
+def _children(root: ET.Element, tag: str) -> list[ET.Element]:
+    el = root.find(tag)
+    return list(el) if el is not None else []
 
 
 def _layer(el: ET.Element) -> Layer:
@@ -295,10 +301,16 @@ def walk(g: IrGraph) -> Walk:
     return w
 
 
-def _activation_inputs(g: IrGraph, layer: Layer, w: Walk) -> tuple[list, list]:
-    """``(values of activation inputs, ids of constant inputs)``."""
+def _inputs(g: IrGraph, layer: Layer, w: Walk, acts: int | None = 1,
+            consts: int | None = 0) -> tuple[list, list]:
+    """``(values of activation inputs, ids of constant inputs)``, after checking their
+    numbers (None: any)."""
     act = [w.values[s] for s in layer.inputs if s in w.values]
-    return act, [s for s in layer.inputs if s not in w.values]
+    const = [s for s in layer.inputs if s not in w.values]
+    if (acts is not None and len(act) != acts) or (consts is not None and len(const) != consts):
+        raise g.error(f"{len(act)} activation and {len(const)} constant inputs; openpaf "
+                      f"reads this type with {acts} and {consts}", layer)
+    return act, const
 
 
 def _sources(value) -> tuple:
@@ -312,13 +324,13 @@ def _on_parameter(g, layer, w):
 
 
 def _on_fake_quantize(g, layer, w):
-    (value,), _ = _activation_inputs(g, layer, w)
+    (value,), _ = _inputs(g, layer, w, consts=4)
     w.dropped_fq += 1
     return value
 
 
 def _on_conv(g, layer, w):
-    (value,), consts = _activation_inputs(g, layer, w)
+    (value,), consts = _inputs(g, layer, w, consts=1)
     weight = g.const(consts[0])
     groups = 1
     if layer.type == "GroupConvolution":
@@ -340,10 +352,10 @@ def _on_conv(g, layer, w):
 
 
 def _on_add(g, layer, w):
-    values, consts = _activation_inputs(g, layer, w)
-    if len(values) == 2:                                   # residual
+    values, consts = _inputs(g, layer, w, acts=None, consts=None)
+    if len(values) == 2 and not consts:                    # residual
         return tuple(sorted(_sources(values[0]) + _sources(values[1])))
-    (value,), (const,) = values, consts
+    (value,), (const,) = _inputs(g, layer, w, consts=1)
     c = g.const(const)
     if value == "input":
         w.offset = w.offset + _uniform(g, layer, c, "offset")
@@ -359,7 +371,7 @@ def _on_add(g, layer, w):
 
 
 def _on_multiply(g, layer, w):
-    (value,), (const,) = _activation_inputs(g, layer, w)
+    (value,), (const,) = _inputs(g, layer, w, consts=1)
     if value != "input":
         raise g.error("Multiply is supported only as the input normalisation", layer)
     k = _uniform(g, layer, g.const(const), "scale")
@@ -368,7 +380,7 @@ def _on_multiply(g, layer, w):
 
 
 def _on_activation(g, layer, w):
-    (value,), _ = _activation_inputs(g, layer, w)
+    (value,), _ = _inputs(g, layer, w)
     if not isinstance(value, ConvSpec) or value.stage == "act":
         raise g.error("an activation is supported only right after a conv (and its bias)",
                       layer)
@@ -380,15 +392,15 @@ def _on_activation(g, layer, w):
 
 
 def _on_concat(g, layer, w):
-    values, consts = _activation_inputs(g, layer, w)
-    if consts or int(layer.attrs.get("axis", 1)) != 1:
+    values, _ = _inputs(g, layer, w, acts=None)
+    if int(layer.attrs.get("axis", 1)) != 1:
         raise g.error("only channel concatenation (axis 1) of activations is supported",
                       layer)
     return tuple(s for v in values for s in _sources(v))
 
 
 def _on_result(g, layer, w):
-    (value,), _ = _activation_inputs(g, layer, w)
+    (value,), _ = _inputs(g, layer, w)
     src = g.layers[layer.inputs[0]]
     w.outputs.append((src.channels, _sources(value), layer.where()))
     return value
@@ -493,17 +505,20 @@ def _fmt(attr: str, value) -> str:
 
 
 def _match_outputs(g: IrGraph, found: Walk, outputs: dict, model: LightweightPose) -> None:
-    want = {model.num_heatmaps: "heatmaps", model.num_pafs: "pafs"}
-    seen = {want.get(ch): (src, where) for ch, src, where in found.outputs}
-    for kind, src in outputs.items():
-        if kind not in seen:
-            raise g.error(f"no output with {model.num_heatmaps if kind == 'heatmaps' else model.num_pafs}"
-                          f" channels ({kind}); outputs: {[c for c, _, _ in found.outputs]}")
-        if seen[kind][0] != src:
-            raise g.error(f"{seen[kind][1]}: {_fmt('sources', seen[kind][0])}, but the "
-                          f"model's {kind} have {_fmt('sources', src)}")
+    """The IR's two Results (told apart by channel count) come from the model's last
+    heatmap and PAF convs."""
     if len(found.outputs) != 2:
         raise g.error(f"{len(found.outputs)} outputs; expected heatmaps and PAFs")
+    channels = {"heatmaps": model.num_heatmaps, "pafs": model.num_pafs}
+    by_channels = {ch: (src, where) for ch, src, where in found.outputs}
+    for kind, src in outputs.items():
+        if channels[kind] not in by_channels:
+            raise g.error(f"no output with {channels[kind]} channels ({kind}); the outputs "
+                          f"have {sorted(by_channels)}")
+        ir_src, where = by_channels[channels[kind]]
+        if ir_src != src:
+            raise g.error(f"{where}: {_fmt('sources', ir_src)}, but the model's {kind} have "
+                          f"{_fmt('sources', src)}")
 
 
 # --- the format ------------------------------------------------------------------------
@@ -535,7 +550,7 @@ def read_ir(path: Path) -> Imported:
     variant = ("lightweight_mobilenet_v1"
                if config == get_config("lightweight_mobilenet_v1") else None)
     notes = [f"{found.dropped_fq} activation FakeQuantize layers (INT8 execution) dropped: "
-             "maps differ slightly from OpenVINO's INT8 ones"]
+             "maps differ slightly from OpenVINO's INT8 ones"] if found.dropped_fq else []
     return Imported(model.eval(), norm, _manifest(g, norm, config, found), variant, notes)
 
 
@@ -569,7 +584,7 @@ def is_ir_xml(head: bytes) -> bool:
     """Whether ``head`` (a file's first bytes) starts an XML document whose root is
     ``<net ... version="...">`` (an OpenVINO IR)."""
     m = _NET_ROOT.match(head)
-    return bool(m and re.search(rb'\bversion\s*=\s*"\d+"', m.group(3)))
+    return bool(m and re.search(rb'\bversion\s*=\s*"\d+"', m.group(4)))
 
 
 class OpenVinoIrFormat(WeightFormat):
