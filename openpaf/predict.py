@@ -83,6 +83,7 @@ def unflip_maps(maps: torch.Tensor, shift: float = 0.0) -> torch.Tensor:
 
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -104,6 +105,16 @@ def optimize_model(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
     if any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()):
         model = fold_batchnorm(model)
     return model.to(memory_format=torch.channels_last), True
+
+
+def _openvino_model(loaded, device: torch.device):
+    """``OpenVinoModel`` for loaded weights: an IR file runs as it is, others are converted."""
+    from .runtime.openvino import OpenVinoModel
+    if device.type != "cpu":
+        raise ValueError("the openvino backend runs on the CPU: use --device cpu")
+    if str(loaded.path).lower().endswith(".xml"):
+        return OpenVinoModel.from_ir(loaded.path, loaded.pretrained, loaded.model.flip_shift)
+    return OpenVinoModel.from_torch(loaded.model, loaded.pretrained)
 
 
 def find_peaks_torch(heatmaps: torch.Tensor, threshold: float = 0.1, *, max_peaks: int = 64,
@@ -206,36 +217,38 @@ class Predictor:
         """Load a model file (None: the default weights) and wrap it.
 
         backend: "torch" for openpaf checkpoints (``.pt``) and foreign weight files
-        (converted in memory, see ``openpaf.weights.formats``), "onnxruntime" for a model
+        (converted in memory, see ``openpaf.weights.formats``); "onnxruntime" for a model
         exported with ``openpaf export --onnx`` (its normalisation travels inside the
-        file); None picks by the file suffix (``.onnx`` -> onnxruntime).
-        The weights' inference defaults (height, flip, normalisation) apply unless
-        ``kwargs`` override them.
+        file); "openvino" runs any of those weights on OpenVINO's CPU plugin (an IR
+        ``.xml`` as it is, e.g. Intel's INT8 model). None: onnxruntime for ``.onnx``,
+        else torch. The weights' inference defaults (height, flip, normalisation) apply
+        unless ``kwargs`` override them.
         """
         from .weights import CheckpointError, load_default, load_weights
         is_onnx = path is not None and str(path).lower().endswith(".onnx")
-        if backend is None:
-            backend = "onnxruntime" if is_onnx else "torch"
-        if backend not in ("torch", "onnxruntime"):
-            raise ValueError(f"backend must be torch or onnxruntime, got {backend!r}")
-        dev = resolve_device(device)
+        backend = backend or ("onnxruntime" if is_onnx else "torch")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if is_onnx != (backend == "onnxruntime"):
+            raise CheckpointError(
+                f"{path or 'the default weights'}: .onnx files run with --backend "
+                "onnxruntime, and that backend runs only .onnx files (export one with "
+                "`openpaf export --onnx model.onnx`)")
+        dev = resolve_device("cpu" if backend == "openvino" and device == "auto" else device)
+        manifest: dict = {}
         if backend == "onnxruntime":
-            if not is_onnx:
-                raise CheckpointError(
-                    f"{path or 'the default weights'}: the onnxruntime backend runs .onnx "
-                    "files; export one first with `openpaf export --onnx model.onnx"
-                    + (f" --weights {path}`" if path else "`"))
             from .runtime.onnxruntime import OnnxModel
             model = OnnxModel(path, device=dev)
-            predictor = cls(model, pretrained=model.pretrained, device=dev, **kwargs)
-            predictor.weights_path = Path(path)
-            return predictor
-        if is_onnx:
-            raise CheckpointError(f"{path}: an ONNX model runs with backend onnxruntime, "
-                                  "not torch")
-        loaded = load_default(dev) if path is None else load_weights(path, dev)
-        predictor = cls(loaded.model, pretrained=loaded.pretrained, device=dev, **kwargs)
-        predictor.weights_path, predictor.manifest = loaded.path, loaded.manifest
+            pretrained, weights_path = model.pretrained, Path(path)
+        else:
+            loaded = load_default(dev) if path is None else load_weights(path, dev)
+            model, pretrained = loaded.model, loaded.pretrained
+            weights_path, manifest = loaded.path, loaded.manifest
+            if backend == "openvino":
+                model = _openvino_model(loaded, dev)
+                pretrained = model.pretrained
+        predictor = cls(model, pretrained=pretrained, device=dev, **kwargs)
+        predictor.weights_path, predictor.manifest = weights_path, manifest
         return predictor
 
     def _sync(self):
