@@ -419,7 +419,10 @@ class _Run:
         if path.suffix != ".json":
             return None
         try:
-            return read_openpose_json(path, size, self.o.openpose.keypoint_scale)
+            det = read_openpose_json(path, size, self.o.openpose.keypoint_scale)
+            if self.o.openpose.part_candidates and det.part_candidates is None:
+                raise ValueError("it has no part_candidates")
+            return det
         except (OSError, ValueError) as e:
             self.fail(str(path), f"cannot re-read existing output ({_error_reason(e)})")
             return None
