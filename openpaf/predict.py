@@ -16,7 +16,7 @@ from .decode.peaks import peaks_from_candidates
 from .model import PretrainedCfg, fold_batchnorm
 from .preprocess import Geometry, geometry, prepare
 from .skeleton import FLIP, LIMB_FLIP, NUM_KEYPOINTS, NUM_PAFS, PAF_CHANNELS
-from .structures import Detections, InputNorm
+from .structures import Detections, ImageMaps, InputNorm
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -163,6 +163,7 @@ class Predictor:
         channels_last); the caller's module may have its memory format changed.
     gpu_peaks: find peaks where the maps are (``find_peaks_torch``) and copy only the
         PAFs and the peaks to the CPU; None: on for CUDA devices. Same people either way.
+    keep_maps: attach each image's maps to its ``Detections.maps`` (e.g. to save them).
     """
 
     def __init__(self, model: torch.nn.Module, normalisation: InputNorm | None = None, *,
@@ -172,7 +173,7 @@ class Predictor:
                  decode_params: DecodeParams | str | None = None,
                  device: str | torch.device | None = "auto", max_side: int | None = 4096,
                  precision: str = "fp32", optimize: bool = True,
-                 gpu_peaks: bool | None = None):
+                 gpu_peaks: bool | None = None, keep_maps: bool = False):
         pre = pretrained if pretrained is not None else PretrainedCfg()
         normalisation = pre.normalisation if normalisation is None else normalisation
         height = pre.height if height is None else height
@@ -197,6 +198,7 @@ class Predictor:
                 self.model = copy.deepcopy(model)       # never convert the caller's weights
             self.model = self.model.to(self.dtype)
         self.gpu_peaks = self.device.type == "cuda" if gpu_peaks is None else bool(gpu_peaks)
+        self.keep_maps = bool(keep_maps)
         self.normalisation = normalisation
         self.height = int(height)
         self.scales = tuple(float(s) for s in scales)
@@ -329,7 +331,8 @@ class Predictor:
             # Only the PAFs go to the CPU when the peaks are found on the device.
             t0 = time.perf_counter()
             paf = total[-NUM_PAFS:].cpu().numpy()
-            heat = None if self.gpu_peaks else total[:-NUM_PAFS].cpu().numpy()
+            heat = None if self.gpu_peaks and not self.keep_maps \
+                else total[:-NUM_PAFS].cpu().numpy()
             t1 = time.perf_counter()
             peaks = None
             if self.gpu_peaks:
@@ -341,6 +344,8 @@ class Predictor:
             t: dict[str, float] = {}
             out.append(decode(heat, paf, self.params, scale=geo.map_scale,
                               image_size=geo.image_size, timings=t, peaks=peaks))
+            if self.keep_maps:
+                out[-1].maps = ImageMaps(heat, paf, geo.map_scale)
             copy_ms += (t1 - t0) * 1e3
             t["peaks"] += (t2 - t1) * 1e3
             for k in timings:

@@ -49,8 +49,9 @@ from .io.prefetch import Prefetcher
 from .io.render import DEFAULT_VIDEO_FPS, VideoSink, render
 from .io.sources import (STDERR_LOCK, Frame, InputError, Skipped, StreamEnd, check_shard,
                          count_inputs, iter_frames)
-from .io.writers import (CocoResultsWriter, JsonlWriter, atomic_write_image,
-                         read_openpose_json, write_openpose_json)
+from .io.writers import (MAPS_FORMATS, CocoResultsWriter, JsonlWriter, OpenPoseFormat,
+                         atomic_write_image, read_openpose_json, write_maps,
+                         write_openpose_json)
 from .structures import Detections
 from .track import Tracker, TrackerParams
 
@@ -103,6 +104,16 @@ class InferOptions:
         the run writes anything into ``output``.
     prefetch: frames decoded ahead in a background thread (0 = decode in the calling
         thread).
+    openpose: layout (coco18 | body25), keypoint scale and part candidates of the OpenPose
+        JSON and of every JSONL file (``io.writers.OpenPoseFormat``).
+    json_dir: write ``<name>_keypoints.json`` here instead of ``output``, so the folder
+        holds nothing else (readers such as pose-format load every file of a folder).
+    number_people_max: keep only this many highest-scoring people per frame (None: all).
+    render_threshold: draw only keypoints above this confidence (and limbs with both ends
+        above it).
+    write_maps: save each predicted frame's heatmaps and PAFs in this folder
+        (``io.writers.write_maps``; the predictor must return them, e.g.
+        ``Predictor(keep_maps=True)``), as ``maps_format`` "npy" (float16) or "png".
     """
 
     output: Path = Path("openpaf_out")
@@ -123,9 +134,27 @@ class InferOptions:
     shard: Optional[tuple[int, int]] = None
     manifest: bool = True
     prefetch: int = 4
+    openpose: OpenPoseFormat = OpenPoseFormat()
+    json_dir: Optional[Path] = None
+    number_people_max: Optional[int] = None
+    render_threshold: float = 0.0
+    write_maps: Optional[Path] = None
+    maps_format: str = "npy"
 
     def __post_init__(self):
         self.output = Path(self.output)
+        self.json_dir = None if self.json_dir is None else Path(self.json_dir)
+        self.write_maps = None if self.write_maps is None else Path(self.write_maps)
+        if self.number_people_max is not None and self.number_people_max < 1:
+            raise ValueError(f"number_people_max must be >= 1, got {self.number_people_max}")
+        if self.maps_format not in MAPS_FORMATS:
+            raise ValueError(f"maps_format must be one of {', '.join(MAPS_FORMATS)}, "
+                             f"got {self.maps_format!r}")
+        if self.skip_existing and self.openpose.keypoint_scale != "pixels" and (
+                self.coco_json or self.jsonl or self.stream_jsonl):
+            raise ValueError("skip_existing re-reads skipped images' JSON for the COCO/JSONL "
+                             "outputs, which needs pixel coordinates: use keypoint scale "
+                             "pixels, or no COCO/JSONL output")
         self.coco_json = None if self.coco_json is None else Path(self.coco_json)
         self.jsonl = None if self.jsonl is None else Path(self.jsonl)
         if self.every < 1:
@@ -238,7 +267,8 @@ class _Run:
         self.images_jsonl: Optional[JsonlWriter] = None
         self.coco = CocoResultsWriter(options.sharded(options.coco_json)) \
             if options.coco_json else None
-        self.jsonl = JsonlWriter(options.sharded(options.jsonl)) if options.jsonl else None
+        self.jsonl = JsonlWriter(options.sharded(options.jsonl), fmt=options.openpose) \
+            if options.jsonl else None
         self.previous: dict[str, dict] = {}
         self.manifest: Optional[ManifestWriter] = None
         self.crash: Optional[str] = None  # the exception that ended the run, if any
@@ -261,7 +291,7 @@ class _Run:
 
     # -- paths ---------------------------------------------------------------------------
     def json_path(self, name: str) -> Path:
-        return self.o.output / f"{name}_keypoints.json"
+        return (self.o.json_dir or self.o.output) / f"{name}_keypoints.json"
 
     def image_path(self, name: str) -> Path:
         return self.o.output / f"{name}_rendered.jpg"
@@ -279,6 +309,8 @@ class _Run:
             out.append("render")
         if self.o.stream_jsonl:
             out.append("jsonl")
+        if self.o.write_maps is not None:
+            out.append("maps")
         return out
 
     # -- skip decisions (called from the prefetch thread: read-only) ---------------------
@@ -387,7 +419,10 @@ class _Run:
         if path.suffix != ".json":
             return None
         try:
-            return read_openpose_json(path, size)
+            det = read_openpose_json(path, size, self.o.openpose.keypoint_scale)
+            if self.o.openpose.part_candidates and det.part_candidates is None:
+                raise ValueError("it has no part_candidates")
+            return det
         except (OSError, ValueError) as e:
             self.fail(str(path), f"cannot re-read existing output ({_error_reason(e)})")
             return None
@@ -404,12 +439,13 @@ class _Run:
         if self.o.stream_jsonl:
             if stream is not None:
                 if stream.jsonl is None:
-                    stream.jsonl = JsonlWriter(self.stream_jsonl_path(stream.name))
+                    stream.jsonl = JsonlWriter(self.stream_jsonl_path(stream.name),
+                                               fmt=self.o.openpose)
                 stream.jsonl.write(index, t, det, name=name)
             else:
                 if self.images_jsonl is None:
                     self.images_jsonl = JsonlWriter(
-                        self.o.sharded(self.o.output / IMAGES_JSONL))
+                        self.o.sharded(self.o.output / IMAGES_JSONL), fmt=self.o.openpose)
                 self.images_jsonl.write(index, t, det, name=name)
 
     # -- streams -------------------------------------------------------------------------
@@ -468,7 +504,6 @@ class _Run:
         frame_no = None if frame.video is None else frame.index
         sink = self._sink(stream, frame)
         h, w = frame.image.shape[:2]
-        colour = self.o.colour_by_id or self.o.track
         tracker = stream.tracker if stream is not None else None
         # Untracked frames of a stream may be resumed one by one; tracked streams are
         # redone whole (still images outside streams were dropped before decoding).
@@ -490,23 +525,29 @@ class _Run:
             if stream is not None:
                 stream.errors += 1
             return
+        if self.o.number_people_max is not None:
+            det = det.top(self.o.number_people_max)
         if tracker is not None:
             det = tracker.update(det, time=stream.clock(frame))
         # Ctrl-C waits until the frame's outputs and its manifest record are all written,
         # so the manifest and the files on disk always agree.
         with _sigint_deferred() as late:
-            self._emit(frame, det, stream, sink, frame_no, colour)
+            self._emit(frame, det, stream, sink, frame_no)
         if late:
             raise KeyboardInterrupt
 
-    def _emit(self, frame: Frame, det: Detections, stream, sink, frame_no, colour) -> None:
+    def _emit(self, frame: Frame, det: Detections, stream, sink, frame_no) -> None:
         """Write one predicted frame's outputs, then count and record it."""
         try:
             if frame.video is None and self.o.write_images:
-                atomic_write_image(self.image_path(frame.name),
-                                   render(frame.image, det, colour_by_id=colour))
+                atomic_write_image(self.image_path(frame.name), self._draw(frame, det))
+            if self.o.write_maps is not None:
+                if det.maps is None:
+                    raise ValueError("the predictor returned no maps to write")
+                write_maps(self.o.write_maps, frame.name, det.maps, det.image_size,
+                           self.o.maps_format)
             if self.o.write_json:  # the resume marker: written last
-                write_openpose_json(self.json_path(frame.name), det)
+                write_openpose_json(self.json_path(frame.name), det, self.o.openpose)
             self._side_outputs(det, frame.name, frame.index, frame.time, stream)
         except Exception as e:
             self.fail(frame.source, f"cannot write output: {_error_reason(e)}", frame_no)
@@ -525,11 +566,14 @@ class _Run:
             self.record(input=frame.source, kind="image", name=frame.name, status="done",
                         people=len(det.people), **extra)
 
+    def _draw(self, frame: Frame, det: Detections) -> np.ndarray:
+        return render(frame.image, det, colour_by_id=self.o.colour_by_id or self.o.track,
+                      threshold=self.o.render_threshold)
+
     def _write_video(self, sink: VideoSink, frame: Frame, det: Detections,
                      frame_no: Optional[int]) -> bool:
         try:
-            sink.write(render(frame.image, det,
-                              colour_by_id=self.o.colour_by_id or self.o.track))
+            sink.write(self._draw(frame, det))
             return True
         except Exception as e:
             self.fail(frame.source, f"cannot write video: {_error_reason(e)}", frame_no)
