@@ -388,3 +388,35 @@ def test_sequences_and_events(tmp_path, cases):
     items = list(iter_frames([str(seq)], events=True, sequences=True,
                              skip_stream=lambda name, src: True))
     assert [(type(i).__name__, i.frames) for i in items] == [("Skipped", 4)]  # (bad.png too)
+
+
+# ---------------------------------------------------------------------------------------
+# Hardening (issue 15)
+
+
+def test_glob_does_not_follow_folder_links_and_reads_each_file_once(tmp_path):
+    """Defect 1: ``dir/**/*.jpg`` with ``dir/self -> .`` read one image 41 times."""
+    d = tmp_path / "dir"
+    (d / "sub").mkdir(parents=True)
+    jpg = good_jpg_bytes()
+    (d / "a.jpg").write_bytes(jpg)
+    (d / "sub" / "b.jpg").write_bytes(jpg)
+    os.symlink(".", d / "self")                      # a loop
+    os.symlink(d / "a.jpg", d / "sub" / "again.jpg")  # the same file by another name
+    specs = [f"{d}/**/*.jpg", str(d / "a.jpg")]
+    frames = [f for f in iter_frames(specs) if isinstance(f, Frame)]
+    assert sorted(Path(f.source).relative_to(d).as_posix() for f in frames) \
+        == ["a.jpg", "sub/b.jpg"]
+    assert count_inputs(specs) == 2
+
+
+def test_reserved_and_huge_numeric_names(tmp_path):
+    """A stream never takes a run-level file's stem; a 20-digit spec is not a webcam."""
+    d = tmp_path / "in"
+    d.mkdir()
+    for stem in ("openpaf_manifest", "openpaf_images.shard0of2", "plain"):
+        (d / f"{stem}.jpg").write_bytes(good_jpg_bytes())
+    names = sorted(f.name for f in iter_frames([str(d)]) if isinstance(f, Frame))
+    assert names == ["openpaf_images.shard0of2_2", "openpaf_manifest_2", "plain"]
+    (err,) = list(iter_frames(["1" * 20]))
+    assert isinstance(err, InputError) and "webcam index" in err.reason
