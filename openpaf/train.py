@@ -106,6 +106,13 @@ class TrainConfig:
             raise ValueError("batch_size must be >= 1 and lr > 0")
         if self.schedule == "step" and self.step_size <= 0:
             raise ValueError("schedule 'step' needs step_size > 0")
+        for name in ("max_steps", "epochs", "epoch_size", "log_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        for name in ("warmup_steps", "val_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -206,8 +213,13 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
             from .cmu import load_torchvision_vgg19
             if not Path(path).is_file():
                 raise FileNotFoundError(f"torchvision VGG19 weights not found: {path!r}")
-            load_torchvision_vgg19(model, torch.load(path, map_location="cpu",
-                                                     weights_only=True))
+            try:
+                load_torchvision_vgg19(model, torch.load(path, map_location="cpu",
+                                                         weights_only=True))
+            except Exception as e:  # not a torch file, or not VGG19's weights
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise ValueError(f"--init {path}: not torchvision VGG19 weights "
+                                 f"({first})") from None
             fold_imagenet_input(model.backbone.conv1_1, InputNorm())
     else:
         raise ValueError(f"--init must be scratch, vgg19-torchvision:FILE or "
@@ -499,6 +511,8 @@ def train(config: TrainConfig, data: Sequence[DatasetSpec], out_dir: str | os.Pa
         raise ValueError("no training data given")
     if val:
         parse_val(val)                                 # fail now, not after hours
+    if halt_after is not None and halt_after < 1:
+        raise ValueError(f"halt_after (--stop-after) must be >= 1, got {halt_after}")
 
     state = None
     if resume is not None:
@@ -561,7 +575,12 @@ def train(config: TrainConfig, data: Sequence[DatasetSpec], out_dir: str | os.Pa
         if env.main:
             log(f"resumed from {resume} at step {step} (epoch {step // steps_per_epoch})")
 
-    data_files = [{**s.to_dict(), "images_count": len(d), "annotations_file":
+    for s, d in zip(data, dataset.datasets):
+        if d.skipped and env.main:
+            log(f"{s.annotations}: skipped {len(d.skipped)} image(s) with bad records "
+                f"(first: {d.skipped[0]})")
+    data_files = [{**s.to_dict(), "images_count": len(d),
+                   "images_skipped": len(d.skipped), "annotations_file":
                    _file_info(s.annotations), "unknown_keypoints_used":
                    [KEYPOINTS[k] for k in d.unknown],
                    "images_with_face_masked": d.faces_partly_unknown}
