@@ -212,6 +212,7 @@ class _Stream:
         self.sink: Optional[VideoSink] = None
         self.jsonl: Optional[JsonlWriter] = None
         self.frames = self.people = self.errors = 0
+        self.gaps: list[list[int]] = []  # [first, last] of each unreadable stretch
         self._last_time: Optional[float] = None
 
     def clock(self, frame: Frame) -> Optional[float]:
@@ -358,9 +359,13 @@ class _Run:
             self.frame(item)
             self.tick()
         elif isinstance(item, InputError):
-            if self.stream is not None and item.source == self.stream.source:
+            # unreadable frames of the open stream go into its one manifest record
+            ours = self.stream is not None and item.source == self.stream.source
+            if ours:
                 self.stream.errors += 1
-            self.fail(item.source, item.reason)
+                if item.frames is not None:
+                    self.stream.gaps.append(list(item.frames))
+            self.fail(item.source, item.reason, record=not ours)
             self.tick()
         elif isinstance(item, Skipped):
             self.skipped(item)
@@ -462,7 +467,7 @@ class _Run:
             stream.jsonl.close()
         self.record(input=stream.source, kind=stream.kind, name=stream.name, status=status,
                     frames=stream.frames, people=stream.people, errors=stream.errors,
-                    outputs=self.outputs(stream.kind), every=self.o.every,
+                    **({"gaps": stream.gaps} if stream.gaps else {}), outputs=self.outputs(stream.kind), every=self.o.every,
                     track=self.o.track, smooth=self.o.smooth)
 
     # -- one frame -----------------------------------------------------------------------

@@ -66,7 +66,7 @@ def folder(tmp_path):
 def write_video(path, n=8, size=(80, 60), fps=12.0):
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     for i in range(n):
-        w.write(np.full((size[1], size[0], 3), 25 * i, np.uint8))
+        w.write(np.full((size[1], size[0], 3), 25 * i % 256, np.uint8))
     w.release()
     return path
 
@@ -423,3 +423,21 @@ def test_two_runs_into_one_output_folder(folder, tmp_path):
     s = run_inference(FakePredict(), [str(folder)], InferOptions(output=out),
                       progress=False)
     assert s.processed == 2 and not [f for f in os.listdir(out) if f.startswith(".")]
+
+
+def test_a_damaged_video_has_one_record_with_its_gaps(tmp_path):
+    """Defect 3: the frames after a damaged stretch are processed, and the video has one
+    manifest record naming the real gap (not a failed record per stretch)."""
+    video = write_video(tmp_path / "clip.mp4", n=40, fps=10.0)
+    data = bytearray(video.read_bytes())
+    n = len(data)
+    data[n // 3:n // 2] = bytes(n // 2 - n // 3)
+    video.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    s = run_inference(FakePredict(), [str(video)], InferOptions(output=out), progress=False)
+    assert s.exit_code == 2 and len(s.failed) == 1 and s.processed >= 25
+    assert (out / "clip_000039_keypoints.json").exists()
+    (rec,) = [r for r in read_manifest(out / "openpaf_manifest.jsonl") if "input" in r]
+    (gap,) = rec["gaps"]
+    assert rec["status"] == "done" and rec["errors"] == 1
+    assert rec["frames"] == 40 - (gap[1] - gap[0] + 1) == s.processed

@@ -17,7 +17,9 @@ sharded run, so processes never share a file). Each run appends::
      "people": ..., "seconds": ..., "interrupted": false}
 
 Statuses: ``done``; ``failed`` (with ``reason``; for a frame of a video the record also
-has ``frame`` when known, and the video still gets its own record when it ends);
+has ``frame`` when known, and the video still gets its own record when it ends; frames a
+video could not decode are not records of their own but ``errors`` and ``gaps``
+(``[[first, last], ...]``) in the video's one record);
 ``skipped`` (already done by an earlier run); for streams also ``stopped`` (cut short by
 ``max_frames``) and ``interrupted`` (Ctrl-C: the frames so far are written). Paths that are
 not valid UTF-8 are written as JSON ``\\udcXX`` escapes and read back unchanged. Every line

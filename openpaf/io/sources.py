@@ -54,7 +54,8 @@ from .paths import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, file_key, is_own_output, 
 MAX_IMAGE_PIXELS = 100_000_000
 # Largest number taken as a webcam index (a longer digit string is a missing file).
 MAX_WEBCAM_INDEX = 9999
-# Consecutive unreadable video frames tolerated before giving up on a stream.
+# Consecutive unreadable webcam frames tolerated before giving up on it; also the longest
+# unreadable tail of a video file taken as an over-stated frame count, not as damage.
 MAX_BAD_FRAMES = 5
 # Held while file descriptor 2 is silenced around a decode call (``_quiet_stderr``). A
 # thread that must not lose what it writes to stderr (e.g. one-line error reports while a
@@ -110,10 +111,12 @@ class Frame:
 
 @dataclass
 class InputError:
-    """An input that could not be read; ``reason`` is one line for ``skipped <src>: <reason>``."""
+    """An input that could not be read; ``reason`` is one line for ``skipped <src>: <reason>``.
+    frames: ``(first, last)`` frame numbers for unreadable frames of a video, else None."""
 
     source: str
     reason: str
+    frames: Optional[tuple[int, int]] = None
 
 
 @dataclass
@@ -561,15 +564,30 @@ def _plan(specs: list[str], *, every: int, recursive: bool,
 # Video and webcam
 
 
+def _read(cap, want: bool):
+    """``(ok, image or None)`` of one ``read`` (``want``) or ``grab``; never raises."""
+    try:
+        with _quiet_stderr():  # ffmpeg logs decode errors straight to fd 2
+            if want:
+                ok, img = cap.read()
+                return bool(ok) and img is not None and img.size > 0, img
+            return bool(cap.grab()), None
+    except cv2.error:
+        return False, None
+
+
 def _video_frames(cap, source: str, stem: str, every: int, *, live: bool,
                   limit: Optional[int]):
     """Frames of one opened ``cv2.VideoCapture``-like object (``read``, ``grab``, ``get``).
 
-    Unreadable frames are skipped: after a later frame reads again, one ``InputError``
-    names the skipped range; after ``MAX_BAD_FRAMES`` consecutive failures the stream
-    ends (reported when the container declared more frames than were read).
-    Returns (as the generator's value) True when the stream ended by itself, False when
-    ``limit`` frames were yielded first.
+    Unreadable frames are skipped, and reading goes on past a damaged stretch up to the
+    container's declared frame count: after a later frame reads again, one ``InputError``
+    names the frames lost (the frame number is taken from the decoder's timestamp when it
+    has one, so the gap is the real one). The stream ends at the declared count (an
+    unreadable tail longer than ``MAX_BAD_FRAMES`` is reported), at the first failure
+    when no count is declared, and for a webcam after ``MAX_BAD_FRAMES`` failures in a
+    row. Returns (as the generator's value) True when the stream ended by itself, False
+    when ``limit`` frames were yielded first.
     """
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     fps = fps if 0.0 < fps < 1000.0 else None
@@ -580,24 +598,16 @@ def _video_frames(cap, source: str, stem: str, every: int, *, live: bool,
     try:
         while limit is None or yielded < limit:
             want = index % every == 0
-            try:
-                with _quiet_stderr():  # ffmpeg logs decode errors straight to fd 2
-                    if want:
-                        ok, img = cap.read()
-                        ok = bool(ok) and img is not None and img.size > 0
-                    else:
-                        ok, img = bool(cap.grab()), None
-            except cv2.error:
-                ok, img = False, None
+            ok, img = _read(cap, want)
             if not ok:
                 # End of file when the declared length is reached (or unknown); else a
-                # damaged frame: skip it, up to MAX_BAD_FRAMES in a row.
+                # damaged frame: skip it (a webcam: up to MAX_BAD_FRAMES in a row).
                 eof = not live and (declared == 0 or index >= declared)
                 if not eof:
                     bad_start = index if bad == 0 else bad_start
                     bad += 1
                     index += 1
-                    if bad <= MAX_BAD_FRAMES:
+                    if not live or bad <= MAX_BAD_FRAMES:
                         if live:
                             time.sleep(0.05)  # give the camera a moment
                         continue
@@ -605,20 +615,26 @@ def _video_frames(cap, source: str, stem: str, every: int, *, live: bool,
                     yield InputError(source, "webcam stopped delivering frames")
                 elif bad and declared - bad_start > MAX_BAD_FRAMES:
                     # (a short unreadable tail is an over-stated frame count, not damage)
-                    yield InputError(source, f"cannot decode frames {bad_start}-"
-                                             f"{declared - 1} of {declared}; stopped")
+                    yield InputError(source, f"frames {bad_start}-{declared - 1} of "
+                                             f"{declared}: cannot decode, skipped",
+                                     (bad_start, declared - 1))
                 complete = True
                 break
+            ms = None if live else cap.get(cv2.CAP_PROP_POS_MSEC)
             if bad:
-                last = index - 1
-                span = f"{bad_start}-{last}" if last > bad_start else f"{bad_start}"
-                yield InputError(source, f"frame {span}: cannot decode, skipped")
+                if fps and ms is not None and ms > 0:  # the real frame number after a gap
+                    index = max(bad_start, int(round(ms / 1000.0 * fps)))
+                    want = want and index % every == 0
+                if index > bad_start:
+                    last = index - 1
+                    span = f"{bad_start}-{last}" if last > bad_start else f"{bad_start}"
+                    yield InputError(source, f"frame {span}: cannot decode, skipped",
+                                     (bad_start, last))
                 bad = 0
             if want:
                 if live:
                     t = time.monotonic() - start
                 else:
-                    ms = cap.get(cv2.CAP_PROP_POS_MSEC)
                     t = (ms / 1000.0 if ms is not None and (ms > 0 or index == 0 and ms == 0)
                          else (index / fps if fps else None))
                 if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
