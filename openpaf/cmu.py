@@ -22,7 +22,7 @@ import torch
 from . import __version__
 from .checkpoint import (CheckpointError, PathLike, atomic_torch_save, check_state_dict,
                          file_sha256, format_norm, read_checkpoint, save_checkpoint,
-                         short_list)
+                         short_list, torch_load_error)
 from .model import PafNet, PafNetConfig
 from .model.vgg import VGG19_DEPTHS, vgg_layer_names
 from .structures import InputNorm
@@ -159,8 +159,7 @@ def import_cmu(src: PathLike, dst: PathLike, *, half: bool = False) -> Path:
     try:
         raw = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(f"{src}: cannot read as a torch file ({first})") from None
+        raise CheckpointError(f"{src}: {torch_load_error(e)}") from None
     config, state = cmu_to_ours(raw)
     with torch.device("meta"):
         model = PafNet(config)

@@ -45,7 +45,8 @@ from tqdm import tqdm
 
 from . import __version__
 from .io.manifest import ManifestWriter, latest_records, manifest_files, manifest_path
-from .io.paths import IMAGES_STEM, check_output_files, output_lock
+from .io.paths import (IMAGES_STEM, check_output_files, output_lock,
+                       remove_stale_temp_files)
 from .io.prefetch import Prefetcher
 from .io.render import DEFAULT_VIDEO_FPS, VideoSink, render
 from .io.sources import (STDERR_LOCK, Frame, InputError, Skipped, StreamEnd, check_shard,
@@ -249,6 +250,7 @@ class _Run:
             self.summary.output = options.output
             options.output.mkdir(parents=True, exist_ok=True)
             self.held.enter_context(output_lock(options.output, options.shard))
+            remove_stale_temp_files(options.output)   # left by a killed run
             if options.skip_existing:
                 self.previous = latest_records(manifest_files(options.output))
             if options.manifest:
@@ -296,7 +298,14 @@ class _Run:
             path = self.image_path(name)
         else:
             return None
-        return path if path.exists() else None
+        if not path.exists():
+            return None
+        if path.suffix == ".json":   # an empty or corrupt marker means: not done
+            try:
+                read_openpose_json(path)
+            except (OSError, ValueError):
+                return None
+        return path
 
     def skip_still(self, name: str) -> bool:
         return self.existing(name) is not None

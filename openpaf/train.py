@@ -32,10 +32,11 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from .checkpoint import file_sha256, load_checkpoint, save_checkpoint, torch_load_error
 from .data.augment import AugmentParams
 from .data.coco import DatasetSpec, MixSampler, build_dataset
 from .data.targets import TargetParams
+from .io.paths import remove_stale_temp_files
 from .model import PafNetConfig, create_model
 from .skeleton import KEYPOINTS, LIMBS, NUM_KEYPOINTS
 from .structures import InputNorm
@@ -214,9 +215,12 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"torchvision VGG19 weights not found: {path!r}")
             try:
-                load_torchvision_vgg19(model, torch.load(path, map_location="cpu",
-                                                         weights_only=True))
-            except Exception as e:  # not a torch file, or not VGG19's weights
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as e:  # unpickling errors have many types
+                raise ValueError(f"--init {path}: {torch_load_error(e)}") from None
+            try:
+                load_torchvision_vgg19(model, state)
+            except Exception as e:
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0]
                 raise ValueError(f"--init {path}: not torchvision VGG19 weights "
                                  f"({first})") from None
@@ -505,6 +509,7 @@ def train(config: TrainConfig, data: Sequence[DatasetSpec], out_dir: str | os.Pa
     out = Path(out_dir)
     if env.main:
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(out)                   # left by a killed run
     t_start = time.perf_counter()
     data = list(data)
     if not data:

@@ -441,3 +441,27 @@ def test_a_damaged_video_has_one_record_with_its_gaps(tmp_path):
     (gap,) = rec["gaps"]
     assert rec["status"] == "done" and rec["errors"] == 1
     assert rec["frames"] == 40 - (gap[1] - gap[0] + 1) == s.processed
+
+
+def test_resume_redoes_corrupt_markers_and_removes_a_killed_runs_temp_files(folder, tmp_path):
+    """``--skip-existing`` trusted an empty or corrupt ``_keypoints.json``; temp files a
+    ``kill -9`` left (``.*.tmp.mp4``) were never cleaned."""
+    import subprocess
+    out = tmp_path / "out"
+    run_inference(FakePredict(), [str(folder)], InferOptions(output=out), progress=False)
+    stems = [Path(n).stem for n in REAL]
+    (out / f"{stems[0]}_keypoints.json").write_text("")
+    (out / f"{stems[1]}_keypoints.json").write_text('{"version": 1.3, "people": [{')
+    dead = subprocess.Popen(["true"])
+    dead.wait()                                     # a pid that no longer runs
+    stale = out / f".v_rendered.mp4.{dead.pid}.abcd1234.tmp.mp4"
+    stale.write_bytes(b"half a video")
+    live = out / f".w_rendered.mp4.{os.getpid()}.abcd1234.tmp.mp4"  # a live writer's
+    live.write_bytes(b"being written")
+    fake = FakePredict()
+    s = run_inference(fake, [str(folder)], InferOptions(output=out, skip_existing=True),
+                      progress=False)
+    assert fake.calls == 2 and (s.processed, s.skipped_existing) == (2, 0)
+    for stem in stems:
+        validate_openpose_json(json.loads((out / f"{stem}_keypoints.json").read_text()))
+    assert not stale.exists() and live.exists()

@@ -236,17 +236,23 @@ def test_bad_records_do_not_kill_a_run_and_edge_values_are_refused(tmp_path):
     manifest = read_checkpoint(run / "last.pt")["manifest"]
     assert manifest["steps"] == 4 and manifest["data"][0]["images_count"] == 2
     assert manifest["data"][0]["images_skipped"] == 2
+    import subprocess
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = run / f".last.pt.{dead.pid}.abcd1234.tmp"     # what a kill -9 leaves behind
+    stale.write_bytes(b"half a checkpoint")
     res = CliRunner().invoke(main, ["train", "--resume", str(run), "--max-steps", "6", "-q",
                                     "--workers", "0"])
     assert res.exit_code == 0, res.output
     assert read_checkpoint(run / "last.pt")["manifest"]["steps"] == 6
+    assert not stale.exists()
     junk = tmp_path / "vgg.pth"
     junk.write_bytes(b"not a torch file")
     for extra, word in ((["--log-every", "0"], "log_every must be >= 1"),
                         (["--max-steps", "-5"], "max_steps must be >= 1"),
                         (["--max-steps", "2", "--stop-after", "0"], "must be >= 1"),
                         (["--max-steps", "2", "--init", f"vgg19-torchvision:{junk}"],
-                         "not torchvision VGG19 weights")):
+                         "cannot read as a torch file")):
         res = CliRunner().invoke(main, base + extra + ["--out", str(tmp_path / "x")])
         assert res.exit_code == 1 and word in res.output, res.output
         assert "Traceback" not in res.output and len(res.output.splitlines()) == 1

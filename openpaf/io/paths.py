@@ -8,6 +8,8 @@
   ``openpaf_images[.shard<i>of<n>].jsonl``) have reserved stems: a per-stream output never
   takes one (``is_reserved_stem``).
 * One run at a time writes one output folder (per shard): ``output_lock``.
+* Temporary files carry their writer's pid (``temp_prefix``), so a resumed run removes
+  those a killed run left (``remove_stale_temp_files``) without touching a live one's.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS | {".gif"}
 MANIFEST_STEM = "openpaf_manifest"
 IMAGES_STEM = "openpaf_images"
 _RESERVED = re.compile(rf"({MANIFEST_STEM}|{IMAGES_STEM})(\.shard\d+of\d+)?", re.IGNORECASE)
+_TEMP = re.compile(r"\..+\.(\d+)\.[^.]+\.tmp(\.[^.]+)?")
 _OWN_OUTPUT = re.compile(r".*_rendered\.(jpg|mp4)", re.IGNORECASE)
 LOCK_NAME = ".openpaf.lock"
 
@@ -136,7 +139,41 @@ def output_lock(folder: PathLike, shard: Optional[tuple[int, int]] = None) -> It
         os.close(fd)
 
 
-__all__ = ["OutputError", "check_output_files", "file_key", "is_own_output",
+def temp_prefix(path: PathLike) -> str:
+    """``mkstemp`` prefix of a temp file that will replace ``path``: ``.<name>.<pid>.``."""
+    return f".{Path(path).name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: PathLike) -> int:
+    """Remove the temp files (``temp_prefix`` naming) in ``folder`` whose writer process
+    is gone (a ``kill -9``); returns how many."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for e in entries:
+        m = _TEMP.fullmatch(e.name)
+        if m and e.is_file(follow_symlinks=False) and not _alive(int(m.group(1))):
+            try:
+                os.unlink(e.path)
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+__all__ = ["remove_stale_temp_files", "temp_prefix", "OutputError", "check_output_files", "file_key", "is_own_output",
            "is_reserved_stem", "output_lock", "shard_suffix", "IMAGE_EXTENSIONS",
            "VIDEO_EXTENSIONS", "MEDIA_EXTENSIONS", "MANIFEST_STEM", "IMAGES_STEM",
            "LOCK_NAME"]

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..skeleton import NUM_COCO_KEYPOINTS, NUM_KEYPOINTS
 from ..structures import Detections, Person
+from .paths import temp_prefix
 
 PathLike = Union[str, os.PathLike]
 
@@ -49,7 +50,7 @@ class AtomicPath:
     def __init__(self, path: PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.",
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=temp_prefix(self.path),
                                    suffix=f".tmp{self.path.suffix}")
         os.close(fd)
         self.tmp = Path(tmp)
