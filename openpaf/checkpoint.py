@@ -176,6 +176,10 @@ def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> Loade
     if bad:
         raise CheckpointError(f"{path}: state_dict has non-tensor entries {short_list(bad)}")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    bad = [str(k) for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:      # such weights detect nobody, silently
+        raise CheckpointError(f"{path}: {len(bad)} tensor(s) hold NaN or infinite values "
+                              f"({short_list(bad)})")
     with torch.device("meta"):          # no random init: every tensor comes from the file
         model = PafNet(config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}

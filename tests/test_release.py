@@ -145,3 +145,10 @@ def test_pack_refuses_a_score_from_unreadable_images_and_nan_weights(two_runs, t
     res = CliRunner().invoke(main, ["weights", "pack", str(tmp_path / "nan.pt"), "-o",
                                     str(tmp_path / "n.pt"), "-q"])
     assert res.exit_code == 1 and "NaN" in res.output and not (tmp_path / "n.pt").exists()
+    import cv2
+    import numpy as np
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((64, 64, 3), np.uint8))
+    res = CliRunner().invoke(main, ["infer", str(tmp_path / "a.jpg"), "-o",
+                                        str(tmp_path / "o"), "-w", str(tmp_path / "nan.pt"),
+                                        "--device", "cpu", "-q"])
+    assert res.exit_code == 1 and "NaN" in res.output, res.output     # not 0 people, rc 0

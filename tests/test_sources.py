@@ -441,3 +441,18 @@ def test_reserved_and_huge_numeric_names(tmp_path):
     assert names == ["openpaf_images.shard0of2_2", "openpaf_manifest_2", "plain"]
     (err,) = list(iter_frames(["1" * 20]))
     assert isinstance(err, InputError) and "webcam index" in err.reason
+
+
+def test_gifs_and_videos_in_a_folder_are_read_like_given_directly(tmp_path):
+    """A GIF or video inside a folder was skipped without a word; a GIF given directly
+    was processed."""
+    d = tmp_path / "mixed"
+    d.mkdir()
+    (d / "a.jpg").write_bytes(good_jpg_bytes())
+    (d / "b.gif").write_bytes(cv2.imencode(".gif", np.zeros((20, 30, 3), np.uint8))[1])
+    write_video(d / "c.mp4", n=3)
+    items = list(iter_frames([str(d)]))
+    assert [(i.name, i.video) for i in items] == [("a", None), ("b", None)] + [
+        (f"c_{k:06d}", "c") for k in range(3)]
+    assert items[1].image.shape == (20, 30, 3)
+    assert count_inputs([str(d)]) == 5

@@ -6,8 +6,9 @@ one-line reason). Bad inputs never raise: the caller reports them and goes on.
 
 Spec kinds, tried in this order:
   * an existing file: a video if its extension is in ``VIDEO_EXTENSIONS``, else an image;
-  * an existing folder: its images (``IMAGE_EXTENSIONS``, case-insensitive; hidden
-    ``.*`` files skipped, like glob does), in natural sort order (``img2`` before
+  * an existing folder: its images and videos (``IMAGE_EXTENSIONS`` (GIF: its first
+    frame), ``VIDEO_EXTENSIONS``, case-insensitive; hidden ``.*`` files skipped, like
+    glob does), in natural sort order (``img2`` before
     ``img10``), non-recursive unless ``recursive=True``;
   * all digits (and no such file): a webcam index for ``cv2.VideoCapture``;
   * containing ``* ? [``: a glob pattern (``**`` recurses, but not into links to
@@ -425,12 +426,12 @@ def _expand(spec: str, recursive: bool, seen: set,
             except OSError as e:
                 yield InputError(spec, _one_line(f"cannot list folder ({e.strerror or e})"))
                 return
-        files = sorted((f for f in files if _kind_of(f) == "image"), key=_natural_key)
+        files = sorted((f for f in files if _kind_of(f)), key=_natural_key)
         if not files:
             yield InputError(spec, "no images in folder")
         files = _keep(files, seen, output)
         for i, f in enumerate(files):
-            yield _Input("image", f, i)
+            yield _Input(_kind_of(f), f, i)
     elif spec.isdigit():
         if int(spec) > MAX_WEBCAM_INDEX:
             yield InputError(spec, f"no such file, and not a webcam index "
