@@ -226,8 +226,11 @@ def infer(ctx, inputs, output, weights, height, scales, flip, device, preset, ba
         from openpaf.weights.checkpoint import weights_summary
         click.echo(f"model: {weights_summary(predict.weights_path, predict.manifest)}",
                    err=True)
+    from openpaf.io.paths import OutputError
     try:
         summary = run_inference(predict, list(inputs), options, progress=not quiet)
+    except OutputError as e:
+        raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"cannot write outputs: {e}") from None
     if not quiet:

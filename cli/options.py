@@ -11,7 +11,7 @@ def parse_scales(ctx, param, value):
         scales = tuple(float(s) for s in str(value).split(",") if s.strip())
     except ValueError:
         raise click.BadParameter("use comma-separated numbers, e.g. 0.5,1,1.5,2")
-    if not scales or any(s <= 0 for s in scales):
+    if not scales or not all(0 < s < float("inf") for s in scales):
         raise click.BadParameter("scales must be positive numbers")
     return scales
 

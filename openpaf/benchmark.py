@@ -323,7 +323,8 @@ def synthetic_images(folder: str | Path, count: int = 2, size: tuple[int, int] =
 
 
 def list_images(folder: str | Path, max_images: int | None = None) -> list[Path]:
-    """Image files of ``folder`` sorted by name (the first ``max_images``)."""
+    """Image files of ``folder`` sorted by name (the first ``max_images``); ``ValueError``
+    naming the first one that cannot be read."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
@@ -331,6 +332,12 @@ def list_images(folder: str | Path, max_images: int | None = None) -> list[Path]
                    if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
     if not paths:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
+    from .io.sources import ImageLoadError, load_image
+    for path in paths[:max_images]:     # a bad image is named now, not mid-timing
+        try:
+            load_image(path)
+        except ImageLoadError as exc:
+            raise ValueError(f"{path}: {exc}; remove it or choose other --images") from None
     return paths[:max_images]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -179,8 +180,11 @@ class Predictor:
         height = pre.height if height is None else height
         if height <= 0 or height % 8:
             raise ValueError(f"height must be a positive multiple of 8, got {height}")
-        if not scales or any(s <= 0 for s in scales):
+        if not scales or not all(0 < s < math.inf for s in scales):
             raise ValueError(f"scales must be positive numbers, got {list(scales)}")
+        if max_side is not None and height * max(scales) > max_side:
+            raise ValueError(f"height x scale = {height * max(scales):g} px exceeds the "
+                             f"{max_side} px input limit")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
                              f"got {precision!r}")

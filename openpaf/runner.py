@@ -35,7 +35,7 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -45,10 +45,12 @@ from tqdm import tqdm
 
 from . import __version__
 from .io.manifest import ManifestWriter, latest_records, manifest_files, manifest_path
+from .io.paths import (IMAGES_STEM, check_output_files, output_lock,
+                       remove_stale_temp_files)
 from .io.prefetch import Prefetcher
 from .io.render import DEFAULT_VIDEO_FPS, VideoSink, render
 from .io.sources import (STDERR_LOCK, Frame, InputError, Skipped, StreamEnd, check_shard,
-                         count_inputs, iter_frames)
+                         count_inputs, input_keys, iter_frames)
 from .io.writers import (MAPS_FORMATS, CocoResultsWriter, JsonlWriter, OpenPoseFormat,
                          atomic_write_image, read_openpose_json, write_maps,
                          write_openpose_json)
@@ -60,7 +62,7 @@ Predict = Callable[[np.ndarray], Detections]
 # Exit codes of a run (also used by the CLI).
 EXIT_OK, EXIT_FATAL, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-IMAGES_JSONL = "openpaf_images.jsonl"
+IMAGES_JSONL = f"{IMAGES_STEM}.jsonl"
 # The manifest's start record lists at most this many input specs (a shell-expanded glob
 # can pass millions); ``num_inputs`` has the count.
 MANIFEST_MAX_SPECS = 100
@@ -240,6 +242,7 @@ class _Stream:
         self.sink: Optional[VideoSink] = None
         self.jsonl: Optional[JsonlWriter] = None
         self.frames = self.people = self.errors = 0
+        self.gaps: list[list[int]] = []  # [first, last] of each unreadable stretch
         self._last_time: Optional[float] = None
 
     def clock(self, frame: Frame) -> Optional[float]:
@@ -272,9 +275,12 @@ class _Run:
         self.previous: dict[str, dict] = {}
         self.manifest: Optional[ManifestWriter] = None
         self.crash: Optional[str] = None  # the exception that ended the run, if any
+        self.held = ExitStack()  # the output folder's lock
         if options.writes_folder:
             self.summary.output = options.output
             options.output.mkdir(parents=True, exist_ok=True)
+            self.held.enter_context(output_lock(options.output, options.shard))
+            remove_stale_temp_files(options.output)   # left by a killed run
             if options.skip_existing:
                 self.previous = latest_records(manifest_files(options.output))
             if options.manifest:
@@ -324,7 +330,14 @@ class _Run:
             path = self.image_path(name)
         else:
             return None
-        return path if path.exists() else None
+        if not path.exists():
+            return None
+        if path.suffix == ".json":   # an empty or corrupt marker means: not done
+            try:
+                read_openpose_json(path)
+            except (OSError, ValueError):
+                return None
+        return path
 
     def skip_still(self, name: str) -> bool:
         return self.existing(name) is not None
@@ -387,9 +400,13 @@ class _Run:
             self.frame(item)
             self.tick()
         elif isinstance(item, InputError):
-            if self.stream is not None and item.source == self.stream.source:
+            # unreadable frames of the open stream go into its one manifest record
+            ours = self.stream is not None and item.source == self.stream.source
+            if ours:
                 self.stream.errors += 1
-            self.fail(item.source, item.reason)
+                if item.frames is not None:
+                    self.stream.gaps.append(list(item.frames))
+            self.fail(item.source, item.reason, record=not ours)
             self.tick()
         elif isinstance(item, Skipped):
             self.skipped(item)
@@ -495,7 +512,7 @@ class _Run:
             stream.jsonl.close()
         self.record(input=stream.source, kind=stream.kind, name=stream.name, status=status,
                     frames=stream.frames, people=stream.people, errors=stream.errors,
-                    outputs=self.outputs(stream.kind), every=self.o.every,
+                    **({"gaps": stream.gaps} if stream.gaps else {}), outputs=self.outputs(stream.kind), every=self.o.every,
                     track=self.o.track, smooth=self.o.smooth)
 
     # -- one frame -----------------------------------------------------------------------
@@ -580,7 +597,11 @@ class _Run:
             return False
 
     def close(self) -> None:
-        """Finish everything (open stream, JSONL files, COCO results, manifest)."""
+        """Finish everything (open stream, JSONL files, COCO results, manifest, lock)."""
+        with self.held:
+            self._close()
+
+    def _close(self) -> None:
         self.finish_stream("interrupted" if self.summary.interrupted or self.crash
                            else "stopped")
         for writer in (self.jsonl, self.images_jsonl):
@@ -624,6 +645,15 @@ def _sigint_deferred():
         signal.signal(signal.SIGINT, old)
 
 
+def run_files(o: InferOptions) -> dict[str, Optional[Path]]:
+    """The run-level files ``o`` writes, by what they are (``check_output_files``)."""
+    folder = o.writes_folder
+    return {"manifest": manifest_path(o.output, o.shard) if folder and o.manifest else None,
+            "images JSONL": o.sharded(o.output / IMAGES_JSONL) if o.stream_jsonl else None,
+            "--coco-json": o.coco_json and o.sharded(o.coco_json),
+            "--jsonl": o.jsonl and o.sharded(o.jsonl)}
+
+
 def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
                   progress: bool = True) -> RunSummary:
     """Run ``predict`` over every input of ``specs`` and write the outputs of ``options``.
@@ -636,7 +666,10 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
     finished, no temporary file is left, and the summary has ``interrupted=True``. Any
     other exception also stops the thread and closes the files, then propagates. A tqdm
     progress bar goes to stderr unless ``progress=False``. Raises ``OSError`` only when
-    the output folder or the manifest cannot be created.
+    the output folder or the manifest cannot be created, and ``io.paths.OutputError``,
+    before anything is written, for an output file that is an input (or is named like
+    one, or is another output's file, or cannot be written) and for an output folder
+    another run is writing.
     """
     specs = [str(s) for s in specs]
     start = time.perf_counter()
@@ -646,17 +679,20 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
     bar: Optional[tqdm] = None
     interrupted = False
     try:
+        check_output_files(run_files(o), input_keys(specs, recursive=o.recursive,
+                                                    output=o.output))
         run = _Run(predict, o, specs)
         total = count_inputs(specs, every=o.every, max_frames=o.max_frames,
-                             recursive=o.recursive, shard=o.shard, sequences=o.track) \
-            if progress else None
+                             recursive=o.recursive, shard=o.shard, sequences=o.track,
+                             output=o.output) if progress else None
         if progress:  # (tqdm >= 4.70 starts its monitor thread even for disabled bars)
             bar = run.bar = tqdm(total=total, file=sys.stderr, unit="frame",
                                  dynamic_ncols=True)
         frames = Prefetcher(iter_frames(specs, every=o.every, max_frames=o.max_frames,
                                         recursive=o.recursive, skip=run.skip_still,
                                         skip_stream=run.skip_stream, shard=o.shard,
-                                        sequences=o.track, events=True), size=o.prefetch)
+                                        sequences=o.track, events=True, output=o.output),
+                               size=o.prefetch)
         for item in frames:
             run.handle(item)
     except KeyboardInterrupt:

@@ -42,6 +42,18 @@ def test_benchmark_cli_writes_the_report(tmp_path):
     assert "network" in res.output and "images/s" in res.output
 
 
+def test_benchmark_names_a_bad_image_in_one_line(tmp_path):
+    """A folder with a bad image gave a traceback mid-benchmark."""
+    synthetic_images(tmp_path / "img", 2, size=(160, 120))
+    bad = sorted((tmp_path / "img").iterdir())[0]
+    bad.write_bytes(b"not an image")
+    res = CliRunner().invoke(main, ["benchmark", "--fps", "--model", "tiny", "--images",
+                                    str(tmp_path / "img"), "--height", "96", "--repeats",
+                                    "1", "--warmup", "0", "--device", "cpu"])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert res.output.startswith(f"Error: {bad}: not an image")
+
+
 def test_benchmark_decoder_only(tmp_path):
     out = tmp_path / "decoder.json"
     res = CliRunner().invoke(main, [

@@ -24,6 +24,7 @@ import numpy as np
 from ..skeleton import (NUM_BODY25_KEYPOINTS, NUM_COCO_KEYPOINTS, NUM_KEYPOINTS,
                         OURS_TO_BODY25, body25_to_ours, ours_to_body25)
 from ..structures import Detections, ImageMaps, Person
+from .paths import temp_prefix
 
 PathLike = Union[str, os.PathLike]
 
@@ -58,7 +59,7 @@ class AtomicPath:
     def __init__(self, path: PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.",
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=temp_prefix(self.path),
                                    suffix=f".tmp{self.path.suffix}")
         os.close(fd)
         self.tmp = Path(tmp)
