@@ -129,13 +129,6 @@ def test_unflip_maps_of_a_mirrored_image_gives_the_original_maps():
     assert np.abs(np.flip(heat_m, -1) - heat).max() > 0.5
 
 
-def test_unflip_shift_resamples_by_a_fraction_of_a_cell():
-    maps = torch.zeros(1, 57, 2, 8)
-    maps[..., 3] = 1.0                                    # one column, mirrored: column 4
-    back = unflip_maps(maps, shift=0.25)[0, 0, 0]
-    np.testing.assert_allclose(back.numpy(), [0, 0, 0, 0, 0.75, 0.25, 0, 0], atol=1e-6)
-
-
 def test_flip_averages_the_plain_and_the_mirrored_pass(one_thread):
     torch.manual_seed(0)
     model = create_model("tiny").eval()
