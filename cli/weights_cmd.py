@@ -81,8 +81,15 @@ def info_cmd(path):
 @click.option("--fp32", is_flag=True, help="Keep fp32 tensors (default: fp16, half the size).")
 @click.option("--manifest-json", type=click.Path(dir_okay=False), default=None,
               help="Also write the manifest as JSON here.")
+@click.option("--height", type=int, default=None,
+              help="Default input height to store with the weights (default: keep the "
+                   "source's).")
+@click.option("--flip/--no-flip", default=None,
+              help="Store flip test-time augmentation on/off as the default (default: "
+                   "keep the source's).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def pack_cmd(src, output, evals, name, description, fp32, manifest_json, quiet):
+def pack_cmd(src, output, evals, name, description, fp32, manifest_json, height, flip,
+             quiet):
     """Make a training checkpoint shippable: fp16 weights without optimizer state, and a
     manifest with every training run behind it (steps, wall time, hardware, data) and the
     AP measured on the packed file.
@@ -100,15 +107,19 @@ def pack_cmd(src, output, evals, name, description, fp32, manifest_json, quiet):
         raise click.BadParameter(str(exc), param_hint="--eval")
     try:
         manifest = pack(src, output, evals=pairs, name=name, description=description,
-                        half=not fp32, manifest_json=manifest_json, progress=not quiet)
+                        half=not fp32, manifest_json=manifest_json, progress=not quiet,
+                        height=height, flip=flip)
     except (CheckpointError, OSError, ValueError) as exc:
         raise click.ClickException(" ".join(str(exc).split()))
-    t = manifest["training"]
+    t, origin = manifest["training"], manifest.get("origin")
+    what = (f"imported ({origin.get('source_format', 'foreign weights')})"
+            if origin and not t["steps"] else
+            f"{len(t['runs'])} training run(s), {t['steps']:,} steps, "
+            f"{t['wall_time_s'] / 3600:.2f} h")
     click.echo(f"wrote {output}: {manifest['model']} model, {manifest['parameters']:,} "
-               f"parameters ({manifest['storage']}), {len(t['runs'])} training run(s), "
-               f"{t['steps']:,} steps, {t['wall_time_s'] / 3600:.2f} h")
+               f"parameters ({manifest['storage']}), {what}")
     for e in manifest["eval"]:
         click.echo(f"  {e['annotations']}: AP {e['AP']:.3f}, AP50 {e['AP50']:.3f} "
                    f"({e['images']} images, {e['people']} people)")
-    if not t["complete"]:
+    if not t["complete"] and not origin:
         click.echo("  note: the lineage has a gap (see manifest training.runs)")

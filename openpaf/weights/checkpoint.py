@@ -58,6 +58,7 @@ class LoadedModel:
     path: Path
     extra: dict = field(default_factory=dict)
     pretrained: PretrainedCfg = PretrainedCfg()
+    variant: str | None = None          # the registered variant it was saved as, if any
 
 
 def skeleton_dict() -> dict:
@@ -209,7 +210,8 @@ def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> Loade
     model.to(device).eval()
     return LoadedModel(model=model, config=model.config, normalisation=normalisation,
                        manifest=dict(ckpt["manifest"]), path=Path(path),
-                       extra=dict(ckpt.get("extra") or {}), pretrained=pretrained)
+                       extra=dict(ckpt.get("extra") or {}), pretrained=pretrained,
+                       variant=ckpt.get("variant"))
 
 
 def default_weights_path() -> Path:
