@@ -39,12 +39,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .evaluate import ORACLE_HEIGHT
+from .hardware import cpu_model
+from .io.paths import IMAGE_EXTENSIONS
 
 STAGES: tuple[str, ...] = ("decode_image", "preprocess", "network", "resize", "peaks",
                            "limbs", "assembly", "write")
 REPORT_KEYS: tuple[str, ...] = ("machine", "torch", "settings", "fps", "stages_ms",
                                 "network_gflops", "gflop_per_s", "decode_by_people")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 @dataclass
@@ -120,30 +121,10 @@ def default_annotations() -> Path:
     return _shared_data() / "coco" / "val.json"
 
 
-_SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
-
-
-def _cpu_model() -> tuple[str, list[str]]:
-    """CPU model name and the speed-relevant flags (bf16/AMX) from /proc/cpuinfo."""
-    name, flags = platform.processor() or platform.machine(), []
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    have = set(line.split(":", 1)[1].split())
-                    flags = [f for f in _SPEED_FLAGS if f in have]
-                    break
-    except OSError:
-        pass
-    return name, flags
-
-
 def machine_info(device: str = "cpu") -> dict:
     """CPU model, core count, torch threads, load average and (for cuda) the GPU name."""
     import torch
-    cpu, flags = _cpu_model()
+    cpu, flags = cpu_model()
     info = {"cpu": cpu, "cpu_flags": flags, "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -331,7 +312,7 @@ def list_images(folder: str | Path, max_images: int | None = None) -> list[Path]
     paths = sorted(p for p in folder.iterdir()
                    if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
     if not paths:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
+        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}")
     from .io.sources import ImageLoadError, load_image
     for path in paths[:max_images]:     # a bad image is named now, not mid-timing
         try:
