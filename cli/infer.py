@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from openpaf.io.writers import KEYPOINT_SCALES, MAPS_FORMATS, OPENPOSE_LAYOUTS, OpenPoseFormat
+from openpaf.io.maps import MAPS_FORMATS
+from openpaf.io.writers import KEYPOINT_SCALES, OPENPOSE_LAYOUTS, OpenPoseFormat
 from openpaf.runner import InferOptions
 from openpaf.train.dist import launch_rank, launcher_device, world_size
 

@@ -38,6 +38,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .errors import first_line
 from .evaluate import ORACLE_HEIGHT
 from .hardware import cpu_model
 from .io.paths import IMAGE_EXTENSIONS
@@ -671,7 +672,7 @@ def compare_cpu_paths(model_name: str = "cmu_vgg19",
                     out = fn(x)
                     first = time.perf_counter() - t0
                 except Exception as exc:  # noqa: BLE001 - any failure is a result here
-                    text = (str(exc).strip().splitlines() or [""])[0][:200]
+                    text = first_line(exc, default="")[:200]
                     rows[name] = {"error": f"{type(exc).__name__}: {text}".rstrip(": ")}
                     say(f"{h}x{w} {name}: unavailable ({rows[name]['error']})")
                     continue
@@ -726,5 +727,5 @@ def format_cpu_paths(result: dict) -> str:
 
 def write_json(path: str | Path, obj: dict) -> Path:
     """Write a report as indented JSON (atomically)."""
-    from .io.writers import atomic_write_text
+    from .io.atomic import atomic_write_text
     return atomic_write_text(path, json.dumps(obj, indent=2) + "\n")

@@ -51,8 +51,9 @@ from .io.prefetch import Prefetcher
 from .io.render import DEFAULT_VIDEO_FPS, VideoSink, render
 from .io.sources import (STDERR_LOCK, Frame, InputError, Skipped, StreamEnd, check_shard,
                          count_inputs, input_keys, iter_frames)
-from .io.writers import (MAPS_FORMATS, CocoResultsWriter, JsonlWriter, OpenPoseFormat,
-                         atomic_write_image, read_openpose_json, write_maps,
+from .io.atomic import atomic_write_image
+from .io.maps import MAPS_FORMATS, write_maps
+from .io.writers import (CocoResultsWriter, JsonlWriter, OpenPoseFormat, read_openpose_json,
                          write_openpose_json)
 from .structures import Detections
 from .track import Tracker, TrackerParams
@@ -114,7 +115,7 @@ class InferOptions:
     render_threshold: draw only keypoints above this confidence (and limbs with both ends
         above it).
     write_maps: save each predicted frame's heatmaps and PAFs in this folder
-        (``io.writers.write_maps``; the predictor must return them, e.g.
+        (``io.maps.write_maps``; the predictor must return them, e.g.
         ``Predictor(keep_maps=True)``), as ``maps_format`` "npy" (float16) or "png".
     """
 

@@ -13,8 +13,9 @@ from click.testing import CliRunner
 import cli.infer
 from cli.main import main
 from openpaf.decode import decode
-from openpaf.io.writers import (OpenPoseFormat, maps_strip, openpose_json,
-                                read_openpose_json, validate_openpose_json)
+from openpaf.io.maps import maps_strip
+from openpaf.io.writers import (OpenPoseFormat, openpose_json, read_openpose_json,
+                                validate_openpose_json)
 from openpaf.runner import InferOptions
 from openpaf.skeleton import (BODY25_KEYPOINTS, BODY25_MID_HIP, KEYPOINTS, NUM_KEYPOINTS,
                               OURS_TO_BODY25)
