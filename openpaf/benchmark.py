@@ -267,7 +267,8 @@ def benchmark_oracle(ann_file: str | Path, *, height: int = ORACLE_HEIGHT, param
     Returns ``({"peaks", "limbs", "assembly", "total": [ms, ...]}, images)``.
     """
     from .decode import get_params
-    from .evaluate import gt_keypoints, load_ground_truth, oracle_maps
+    from .data.records import gt_keypoints, load_ground_truth
+    from .evaluate import oracle_maps
     from .preprocess import geometry
     coco = load_ground_truth(ann_file)
     maps = []

@@ -269,6 +269,20 @@ def _validate_candidates(cands) -> None:
 _NUMERIC_STEM = re.compile(r"^\d+$")
 
 
+def coco_results(image_id: int, detections: Detections) -> list[dict]:
+    """One image's people as COCO keypoint results (see ``CocoResultsWriter``):
+    keypoints to 3 decimals (missing or non-finite points 0 0 0), score to 6."""
+    out = []
+    for p in detections.people:
+        kps = p.coco_keypoints().astype(np.float64)
+        kps[~np.isfinite(kps).all(axis=1) | (kps[:, 2] <= 0)] = 0.0
+        assert kps.shape == (NUM_COCO_KEYPOINTS, 3)
+        out.append({"image_id": int(image_id), "category_id": COCO_PERSON_CATEGORY,
+                    "keypoints": [round(float(v), 3) for v in kps.reshape(-1)],
+                    "score": _finite(p.score, 6)})
+    return out
+
+
 class CocoResultsWriter:
     """Collect COCO keypoint results and write them as one JSON list at ``close()``.
 
@@ -305,14 +319,7 @@ class CocoResultsWriter:
     def add(self, detections: Detections, image: Union[int, str]) -> int:
         """Add one image's detections; returns the image id used."""
         image_id = self.image_id(image)
-        for p in detections.people:
-            kps = p.coco_keypoints().astype(np.float64)
-            kps[~np.isfinite(kps).all(axis=1) | (kps[:, 2] <= 0)] = 0.0
-            assert kps.shape == (NUM_COCO_KEYPOINTS, 3)
-            self.results.append({
-                "image_id": image_id, "category_id": COCO_PERSON_CATEGORY,
-                "keypoints": [round(float(v), 3) for v in kps.reshape(-1)],
-                "score": _finite(p.score, 6)})
+        self.results.extend(coco_results(image_id, detections))
         return image_id
 
     def close(self) -> Path:
@@ -380,6 +387,6 @@ class JsonlWriter:
 
 
 __all__ = ["openpose_json", "write_openpose_json",
-           "read_openpose_json", "validate_openpose_json", "CocoResultsWriter",
+           "read_openpose_json", "validate_openpose_json", "coco_results", "CocoResultsWriter",
            "JsonlWriter", "OPENPOSE_JSON_VERSION", "OpenPoseFormat", "OPENPOSE_LAYOUTS",
            "KEYPOINT_SCALES"]
