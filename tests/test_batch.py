@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,8 @@ from openpaf.io.writers import validate_openpose_json
 from openpaf.runner import InferOptions, run_inference
 from openpaf.skeleton import NUM_KEYPOINTS
 from openpaf.structures import Detections, Person
+
+from helpers import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 N_IMAGES = 30
@@ -85,13 +88,12 @@ def make_images(folder: Path, n=N_IMAGES, prefix="img") -> list[str]:
     return names
 
 
-def make_video(path: Path, n=12, fps=10.0, size=(64, 48)) -> Path:
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    for i in range(n):
-        w.write(np.random.default_rng(100 + i).integers(0, 255, (size[1], size[0], 3),
-                                                         dtype=np.uint8))
-    w.release()
-    return path
+def _noise(i, size):
+    return np.random.default_rng(100 + i).integers(0, 255, (size[1], size[0], 3),
+                                                   dtype=np.uint8)
+
+
+make_video = partial(write_video, n=12, size=(64, 48), fps=10.0, frame=_noise)
 
 
 def keypoint_files(out: Path) -> list[str]:

@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,8 @@ from openpaf.io.writers import validate_openpose_json
 from openpaf.runner import InferOptions, RunSummary, run_inference
 from openpaf.skeleton import NUM_KEYPOINTS
 from openpaf.structures import Detections, Person
+
+import helpers
 
 COCO_VAL = Path("/work/shared/data/coco/val")
 REAL = ["000000000139.jpg", "000000000785.jpg"]
@@ -63,12 +66,11 @@ def folder(tmp_path):
     return d
 
 
-def write_video(path, n=8, size=(80, 60), fps=12.0):
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    for i in range(n):
-        w.write(np.full((size[1], size[0], 3), 25 * i % 256, np.uint8))
-    w.release()
-    return path
+def _grey(i, size):
+    return np.full((size[1], size[0], 3), 25 * i % 256, np.uint8)
+
+
+write_video = partial(helpers.write_video, n=8, size=(80, 60), fps=12.0, frame=_grey)
 
 
 def _video_frames(path):

@@ -15,6 +15,8 @@ from openpaf.io import images, sources, video
 from openpaf.io.sources import (Frame, ImageLoadError, InputError, Skipped, StreamEnd,
                                 count_inputs, iter_frames, load_image)
 
+from helpers import write_video
+
 COCO_VAL = Path("/work/shared/data/coco/val")
 REAL_JPG = COCO_VAL / "000000000139.jpg"
 
@@ -37,17 +39,6 @@ def good_jpg_bytes() -> bytes:
     rng = np.random.default_rng(0)
     img = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (9, 9), 3)
     return cv2.imencode(".jpg", img)[1].tobytes()
-
-
-def write_video(path, n=6, size=(64, 48), fps=10.0):
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    assert w.isOpened()
-    for i in range(n):
-        frame = np.full((size[1], size[0], 3), 20 * i % 256, np.uint8)
-        cv2.putText(frame, str(i), (5, 40), cv2.FONT_HERSHEY_SIMPLEX, 1, (255, 255, 255), 2)
-        w.write(frame)
-    w.release()
-    return path
 
 
 @pytest.fixture()
