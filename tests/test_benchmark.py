@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from click.testing import CliRunner
 
-from cli.main import main
+from openpaf_cli.main import main
 from openpaf.benchmark import (REPORT_KEYS, STAGES, compare_cpu_paths, crowd_maps,
                                synthetic_crowd, synthetic_images)
 from openpaf.decode import decode

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from cli.main import main
+from openpaf_cli.main import main
 from openpaf.data.records import gt_keypoints, load_ground_truth
 from openpaf.evaluate import coco_stats, evaluate, failure_classes
 from openpaf.io.writers import coco_results

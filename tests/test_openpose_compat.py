@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import cli.infer
-from cli.main import main
+import openpaf_cli.infer
+from openpaf_cli.main import main
 from openpaf.decode import decode
 from openpaf.io.maps import maps_strip
 from openpaf.io.writers import (OpenPoseFormat, openpose_json, read_openpose_json,
@@ -79,7 +79,7 @@ class StaticPredict:
 
 
 def infer(monkeypatch, predictor, args, src, out):
-    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: predictor)
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor", lambda weights, **kw: predictor)
     return CliRunner().invoke(main, ["infer", str(src), "-o", str(out), "-q", *args])
 
 
@@ -227,7 +227,7 @@ def test_write_maps_npy(tmp_path, monkeypatch, frames):
     assert rec.detections[0].maps is None and not (tmp_path / "maps").exists()
 
     made = []
-    monkeypatch.setattr(cli.infer, "_build_predictor",
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor",
                         lambda weights, **kw: made.append(Recording(keep_maps=kw["keep_maps"]))
                         or made[-1])
     res = CliRunner().invoke(main, ["infer", str(frames), "-o", str(tmp_path / "out"), "-q",
@@ -253,7 +253,7 @@ def test_write_maps_npy(tmp_path, monkeypatch, frames):
 
 def test_write_maps_png(tmp_path, monkeypatch, frames):
     made = []
-    monkeypatch.setattr(cli.infer, "_build_predictor",
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor",
                         lambda weights, **kw: made.append(Recording(keep_maps=kw["keep_maps"]))
                         or made[-1])
     res = CliRunner().invoke(main, ["infer", str(frames), "-o", str(tmp_path / "out"), "-q",

@@ -159,7 +159,7 @@ def test_sizes_beyond_the_input_limit_and_nan_scales_are_refused():
     """``--scales nan`` was accepted (then every image failed); ``--scales 100`` and
     ``--height 100000`` were silently capped at 4096 px."""
     from click.testing import CliRunner
-    from cli.main import main
+    from openpaf_cli.main import main
     net = OracleNet()
     for kwargs, word in (({"scales": (float("nan"),)}, "positive"),
                          ({"scales": (1.0, float("inf"))}, "positive"),

@@ -241,7 +241,7 @@ def test_options_validate():
 
 
 def _cli():
-    from cli.main import main
+    from openpaf_cli.main import main
     return main
 
 
@@ -256,8 +256,8 @@ def test_cli_help():
 
 
 def test_cli_exit_codes_with_fake_predictor(folder, tmp_path, monkeypatch):
-    import cli.infer
-    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
+    import openpaf_cli.infer
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
     runner = CliRunner()
     good = str(folder / REAL[0])
     r = runner.invoke(_cli(), ["infer", good, "-o", str(tmp_path / "a"), "--quiet"])
@@ -325,8 +325,8 @@ def test_non_utf8_file_names_round_trip(tmp_path, monkeypatch):
     records = read_manifest(manifest)
     assert {r["input"] for r in records if "input" in r} == {str(bad), str(d / "good.jpg")}
     assert records[-1]["event"] == "end" and records[-1]["processed"] == 2
-    import cli.infer
-    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
+    import openpaf_cli.infer
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
     r = CliRunner().invoke(_cli(), ["infer", str(bad), "-o", str(tmp_path / "o2"), "-q"])
     assert r.exit_code == 0 and "Traceback" not in r.output, r.output
     (rec,) = [x for x in read_manifest(tmp_path / "o2" / "openpaf_manifest.jsonl")
@@ -379,8 +379,8 @@ def test_an_output_file_is_never_an_input(tmp_path, option):
 
 
 def test_cli_refuses_an_input_as_output_file(folder, tmp_path, monkeypatch):
-    import cli.infer
-    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
+    import openpaf_cli.infer
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
     victim = folder / REAL[0]
     before = victim.read_bytes()
     r = CliRunner().invoke(_cli(), ["infer", str(folder), "-o", str(tmp_path / "o"), "-q",

@@ -178,9 +178,9 @@ def video(tmp_path_factory):
 
 
 def _cli(monkeypatch, args, predictor):
-    import cli.infer
-    from cli.main import main
-    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: predictor)
+    import openpaf_cli.infer
+    from openpaf_cli.main import main
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor", lambda weights, **kw: predictor)
     return CliRunner().invoke(main, ["infer", *map(str, args)])
 
 
