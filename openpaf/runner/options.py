@@ -32,7 +32,7 @@ class InferOptions:
         ``openpaf_images.jsonl``.
     coco_json: also write all detections as one COCO keypoint-results JSON list here.
     jsonl: also stream one JSON line per frame of the whole run here.
-    skip_existing: resume: skip what an earlier run into ``output`` finished (module doc).
+    skip_existing: resume: skip what an earlier run into ``output`` finished (``layout``).
         Skipped frames' JSON feeds ``coco_json``/``jsonl`` (person score = mean keypoint
         confidence there, as OpenPose JSON stores no score).
     every: process every N-th frame of videos and every N-th image of folders/globs.
