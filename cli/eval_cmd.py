@@ -33,7 +33,7 @@ def eval_cmd(ctx, ann, images, weights, height, scales, flip, device, preset, ba
     Exit codes: 0 scored; 1 error (bad file, no readable image); 2 scored, but some
     images were unreadable and left out."""
     from openpaf.evaluate import ORACLE_HEIGHT, evaluate, format_report
-    from openpaf.io.writers import atomic_write_text
+    from openpaf.io.atomic import atomic_write_text
     predictor = None
     if not oracle:
         if images is None:

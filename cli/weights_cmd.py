@@ -37,19 +37,26 @@ def import_cmd(src, output, half):
         click.echo(f"  note: {note}")
 
 
+# --format -> the function (module, name) that writes that layout: (src, dst) -> path.
+_EXPORTERS = {"cmu": ("openpaf.weights.formats.cmu", "export_cmu")}
+
+
 @weights.command("export")
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
               help="File to write (.pth).")
-@click.option("--format", "fmt", type=click.Choice(["cmu"]), default="cmu",
+@click.option("--format", "fmt", type=click.Choice(sorted(_EXPORTERS)), default="cmu",
               show_default=True,
               help="cmu: flat CMU names, loadable by pytorch-openpose (6-stage models).")
 def export_cmd(src, output, fmt):
     """Export an openpaf checkpoint to a foreign weight layout."""
+    import importlib
+
     from openpaf.weights import CheckpointError
-    from openpaf.weights.formats.cmu import export_cmu
+    module, name = _EXPORTERS[fmt]
+    export = getattr(importlib.import_module(module), name)
     try:
-        path = export_cmu(src, output)
+        path = export(src, output)
     except (CheckpointError, OSError) as exc:
         raise click.ClickException(str(exc))
     click.echo(f"wrote {path} ({fmt} layout)")

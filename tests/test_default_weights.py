@@ -2,7 +2,6 @@
 copy and the README agree on what it is and how well it does."""
 import json
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -10,6 +9,7 @@ import torch
 from openpaf.weights.checkpoint import default_weights_path, load_default, read_checkpoint
 
 from conftest import COCO_TRAIN, ROOT, require
+from helpers import CLI
 
 WEIGHTS = ROOT / "weights" / "default.pt"
 MANIFEST = ROOT / "weights" / "default.json"
@@ -57,9 +57,8 @@ def test_readme_quotes_the_manifest(manifest):
 
 def test_infer_with_no_flags_uses_the_default_model(tmp_path):
     image = require(COCO_TRAIN).parent / "train" / "000000000474.jpg"
-    r = subprocess.run([sys.executable, "-m", "cli.main", "infer", str(image), "-o",
-                        str(tmp_path), "--device", "cpu"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(CLI + ["infer", str(image), "-o", str(tmp_path), "--device", "cpu"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert f"model: {WEIGHTS}" in r.stderr
     doc = json.loads((tmp_path / "000000000474_keypoints.json").read_text())

@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli.main import main
+from openpaf_cli.main import main
 from openpaf.weights.checkpoint import load_checkpoint, read_checkpoint
 from openpaf.data.augment import AugmentParams
 from openpaf.data.coco import LSPET_LICENCE, DatasetSpec, MixSampler
@@ -17,6 +17,7 @@ from openpaf.structures import Maps
 from openpaf.train import TrainConfig, paf_loss, train
 
 from conftest import COCO_TRAIN, require
+from helpers import CLI
 from test_data import synthetic_people
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -179,14 +180,13 @@ def test_sigkilled_run_resumes_to_the_same_state(tmp_path):
     import os
     import signal
     import subprocess
-    import sys
     import time
     base = synthetic_people(tmp_path, n_images=4, size=96)
     data = f"{base.annotations}:{base.images}"
     common = ["--data", data, "--recipe", "tiny", "--input-size", "64", "--batch-size", "2",
               "--max-steps", "400", "--checkpoint-every", "1", "--log-every", "1",
               "--workers", "1", "--seed", "5", "-q"]
-    cmd = [sys.executable, "-m", "cli.main", "train"]
+    cmd = CLI + ["train"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     killed = tmp_path / "killed"
     proc = subprocess.Popen(cmd + common + ["--out", str(killed)], env=env,

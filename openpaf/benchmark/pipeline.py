@@ -36,6 +36,7 @@ import openpaf
 from ..decode import get_params
 from ..evaluate import ORACLE_HEIGHT
 from ..io.sources import ImageLoadError, load_image
+from ..io.paths import IMAGE_EXTENSIONS
 from ..io.writers import write_openpose_json
 from ..model import count_flops, create_model, get_pretrained_cfg
 from ..predict import Predictor
@@ -47,7 +48,6 @@ STAGES: tuple[str, ...] = ("decode_image", "preprocess", "network", "resize", "p
                            "limbs", "assembly", "write")
 REPORT_KEYS: tuple[str, ...] = ("machine", "torch", "settings", "fps", "stages_ms",
                                 "network_gflops", "gflop_per_s", "decode_by_people")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 @dataclass

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import first_line
 from ..model import PafModel, PretrainedCfg
 from ..structures import InputNorm, Maps
 from ..weights.checkpoint import CheckpointError
@@ -112,7 +113,7 @@ class OpenVinoModel:
         try:
             ov_model = ov.Core().read_model(str(xml))
         except Exception as exc:  # noqa: BLE001 - openvino raises its own types
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise CheckpointError(f"{xml}: OpenVINO cannot read it ({first[:200]})") from None
         pre = PretrainedCfg(RAW_BGR, pretrained.height, pretrained.pad_value, pretrained.flip)
         return cls(ov_model, RAW_BGR, pre, source=str(xml), exact=False)

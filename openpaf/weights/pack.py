@@ -161,7 +161,7 @@ def pack(src: PathLike, dst: PathLike, *, evals: Sequence[tuple[str, str]] = (),
             scratch.unlink(missing_ok=True)
     save(dst)
     if manifest_json is not None:
-        from ..io.writers import atomic_write_text
+        from ..io.atomic import atomic_write_text
         atomic_write_text(manifest_json, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
