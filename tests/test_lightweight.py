@@ -66,7 +66,7 @@ def test_norm_where_osokin_trains_with_it_and_folds_to_the_plain_layout(one_thre
 
 def test_config_round_trip_and_checks():
     config = get_config("lightweight_mobilenet_v1_3ref")
-    assert config.refinement_stages == 3 and config.norm
+    assert config.refinement_stages == 3 and not config.norm
     with torch.device("meta"):
         model = build_model("lightweight", config.to_dict())
     assert model.config == config and len(model.refinement) == 3
@@ -74,3 +74,24 @@ def test_config_round_trip_and_checks():
         LightweightConfig.from_dict({"stages": 2})
     with pytest.raises(ValueError, match="channels"):
         LightweightConfig(channels=0)
+
+
+def test_more_refinement_stages_grow_from_a_checkpoint(tmp_path):
+    """The recipe's last run: 3 refinement stages start from a 1-stage checkpoint."""
+    from openpaf.structures import InputNorm
+    from openpaf.train import TrainConfig
+    from openpaf.train.init import build_model as build_train_model
+    from openpaf.weights.checkpoint import save_checkpoint
+    torch.manual_seed(0)
+    one = create_model("lightweight_tiny")
+    path = save_checkpoint(tmp_path / "one.pt", one, normalisation=InputNorm(), manifest={})
+    grown, _ = build_train_model(TrainConfig(model="lightweight_tiny",
+                                             model_overrides={"refinement_stages": 3},
+                                             init=f"checkpoint:{path}"))
+    assert len(grown.refinement) == 3
+    mine, theirs = grown.state_dict(), one.state_dict()
+    for k, v in theirs.items():                       # every tensor of the source copied
+        assert torch.equal(mine[k], v), k
+    assert any(k.startswith("refinement.2.") for k in mine)
+    same, _ = build_train_model(TrainConfig(model="tiny", init=f"checkpoint:{path}"))
+    assert same.arch == "lightweight" and len(same.refinement) == 1   # other family: as saved

@@ -269,8 +269,8 @@ def lightweight_mobilenet_v1() -> LightweightConfig:
 
 @register_model(LIGHTWEIGHT_PRETRAINED)
 def lightweight_mobilenet_v1_3ref() -> LightweightConfig:
-    """Lightweight OpenPose, 3 refinement stages + BatchNorm, for training on GPUs."""
-    return LightweightConfig(refinement_stages=3, norm=True)
+    """Lightweight OpenPose, 3 refinement stages (the recipe's last run grows it from 1)."""
+    return LightweightConfig(refinement_stages=3)
 
 
 @register_model(LIGHTWEIGHT_PRETRAINED)

@@ -115,6 +115,24 @@ RECIPES: dict[str, TrainConfig] = {
     "small": TrainConfig(recipe="small", model="small", input_size=368, batch_size=16,
                          optimizer="adam", lr=5e-4, schedule="cosine", warmup_steps=1000,
                          max_steps=150000, checkpoint_every=2000, val_every=10000),
+    # Lightweight OpenPose (Osokin 2018, arXiv:1811.12004): Adam, base LR 4e-5, batch 80,
+    # weight decay 5e-4, 368x368 crops, LR x0.333 at epochs 100, 200 and 260 of 280 (one
+    # COCO train2017 epoch ~ 800 steps of 80; here every 80k steps to 224k). Published
+    # in three runs: (1) from ImageNet MobileNetV1 weights (not importable here: start
+    # from scratch or from weights/default.pt), (2) again from (1)'s weights, (3) from
+    # (2) with --model lightweight_mobilenet_v1_3ref (3 refinement stages grow from 1).
+    "lightweight": TrainConfig(recipe="lightweight", model="lightweight_mobilenet_v1",
+                               input_size=368, batch_size=80, optimizer="adam", lr=4e-5,
+                               weight_decay=5e-4, schedule="step", step_size=80000,
+                               gamma=0.333, max_steps=224000, checkpoint_every=2000,
+                               val_every=10000),
+    # Fine-tuning the shipped lightweight weights on a CPU (bf16): small LR, short.
+    "lightweight-finetune": TrainConfig(recipe="lightweight-finetune",
+                                        model="lightweight_mobilenet_v1",
+                                        init="checkpoint:weights/default.pt",
+                                        input_size=368, batch_size=8, optimizer="adam",
+                                        lr=1e-5, schedule="cosine", warmup_steps=50,
+                                        max_steps=2000, amp="bf16", checkpoint_every=500),
     # Smoke test on a CPU: toy network, small crops, a few hundred steps.
     # (BatchNorm: without it ``tiny`` needs thousands of steps before heatmaps appear.)
     "tiny": TrainConfig(recipe="tiny", model="tiny", model_overrides={"batch_norm": True},

@@ -9,14 +9,19 @@ from .config import TrainConfig
 
 
 def build_model(config: TrainConfig) -> tuple[torch.nn.Module, PretrainedCfg]:
-    """The network as ``config.init`` says (scratch, torchvision VGG19 trunk, or a
-    checkpoint or foreign weight file to fine-tune, whose architecture then wins over
-    ``config.model``), and its inference defaults (normalisation, height, ...)."""
+    """The network as ``config.init`` says, and its inference defaults (normalisation,
+    height, ...): scratch, a torchvision VGG19 trunk, or a checkpoint or foreign weight
+    file to fine-tune. A checkpoint's architecture wins over ``config.model``, except
+    that a ``config.model`` of the same family but another shape (e.g. more refinement
+    stages) grows from it: see ``grow_from``."""
     kind, _, path = config.init.partition(":")
     if kind == "checkpoint":
         from ..weights import load_weights
         loaded = load_weights(path)
         model, pretrained = loaded.model, loaded.pretrained
+        wanted = create_model(config.model, **config.model_overrides)
+        if wanted.arch == model.arch and wanted.config != model.config:
+            model = grow_from(wanted, model)
     elif kind in ("scratch", "vgg19-torchvision"):
         model = create_model(config.model, **config.model_overrides)
         pretrained = get_pretrained_cfg(config.model)
@@ -28,6 +33,21 @@ def build_model(config: TrainConfig) -> tuple[torch.nn.Module, PretrainedCfg]:
         raise ValueError(f"--init must be scratch, vgg19-torchvision:FILE or "
                          f"checkpoint:FILE, got {config.init!r}")
     return model.train(), pretrained
+
+
+@torch.no_grad()
+def grow_from(model: torch.nn.Module, source: torch.nn.Module) -> torch.nn.Module:
+    """Copy into ``model`` every tensor of ``source`` with the same name and shape (the
+    lightweight recipe's last step: 1 -> 3 refinement stages); the others keep their
+    fresh initialisation. Refuses when fewer than half of ``model``'s tensors match."""
+    theirs = source.state_dict()
+    ours = model.state_dict()
+    same = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
+    if len(same) < len(ours) / 2:
+        raise ValueError(f"--init checkpoint: only {len(same)} of {len(ours)} tensors fit "
+                         f"{type(model).__name__}({model.config}); nothing to grow from")
+    model.load_state_dict(same, strict=False)
+    return model
 
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)

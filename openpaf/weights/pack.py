@@ -91,7 +91,7 @@ def eval_summary(report: dict) -> dict:
     return {"annotations": report.get("annotations", ""),
             **{k: report[k] for k in _EVAL_FIGURES if k in report},
             "height": settings.get("height"), "scales": settings.get("scales"),
-            "precision": settings.get("precision", "fp32"),
+            "flip": settings.get("flip", False), "precision": settings.get("precision", "fp32"),
             "network_ms_median": report.get("network_ms", {}).get("median")}
 
 
