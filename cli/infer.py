@@ -136,7 +136,8 @@ def _parse_shard(ctx, param, value):
 @click.option("-q", "--quiet", is_flag=True,
               help="No progress bar or summary (errors are still reported).")
 @click.pass_context
-def infer(ctx, inputs, output, weights, height, scales, flip, device, preset, backend, precision,
+def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, preset,
+          backend, precision,
           json_formats,
           no_json, no_render, coco_json, jsonl, openpose_layout, keypoint_scale,
           part_candidates, json_dir, number_people_max, render_threshold, write_maps,
@@ -197,7 +198,8 @@ def infer(ctx, inputs, output, weights, height, scales, flip, device, preset, ba
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     predict = _build_predictor(weights, device=launcher_device(device), height=height,
-                               scales=scales, flip=flip, decode_params=preset, backend=backend,
+                               scales=scales, flip=flip, accurate=accurate,
+                               decode_params=preset, backend=backend,
                                precision=None if precision == "fp32" else precision,
                                keep_maps=write_maps is not None)
     from openpaf.runner import run_inference

@@ -146,6 +146,8 @@ class Predictor:
         resampled to the scale-1 map grid before averaging.
     flip: also run each input mirrored and average its maps, swapped back
         (``unflip_maps``), with the others: ~2x the network time, better accuracy.
+    accurate: the accuracy mode: ``flip`` and ``scales`` default to on and to the
+        weights' ``PretrainedCfg.accurate_scales`` (chosen on coco/train).
     ``last_timings`` holds the milliseconds of the last call: ``preprocess``,
     ``network``, ``resize`` (map averaging and copy to CPU), ``peaks``, ``limbs``,
     ``assembly``.
@@ -161,8 +163,9 @@ class Predictor:
     """
 
     def __init__(self, model: torch.nn.Module, normalisation: InputNorm | None = None, *,
-                 height: int | None = None, scales: Sequence[float] = (1.0,),
-                 flip: bool | None = None, pretrained: PretrainedCfg | None = None,
+                 height: int | None = None, scales: Sequence[float] | None = None,
+                 flip: bool | None = None, accurate: bool = False,
+                 pretrained: PretrainedCfg | None = None,
                  pad_value: int | None = None,
                  decode_params: DecodeParams | str | None = None,
                  device: str | torch.device | None = "auto", max_side: int | None = 4096,
@@ -171,6 +174,10 @@ class Predictor:
         pre = pretrained if pretrained is not None else PretrainedCfg()
         normalisation = pre.normalisation if normalisation is None else normalisation
         height = pre.height if height is None else height
+        if accurate:            # the accuracy mode: flip + the weights' chosen scales
+            flip = True if flip is None else flip
+            scales = pre.accurate_scales if scales is None else scales
+        scales = (1.0,) if scales is None else scales
         if height <= 0 or height % 8:
             raise ValueError(f"height must be a positive multiple of 8, got {height}")
         if not scales or not all(0 < s < math.inf for s in scales):

@@ -467,3 +467,24 @@ def test_resume_redoes_corrupt_markers_and_removes_a_killed_runs_temp_files(fold
     for stem in stems:
         validate_openpose_json(json.loads((out / f"{stem}_keypoints.json").read_text()))
     assert not stale.exists() and live.exists()
+
+
+def test_predict_runs_a_frame_ahead_in_its_own_thread(tmp_path):
+    """overlap: the network works in its own thread while the caller writes; the outputs
+    are the same as predicting in the calling thread, in the same order."""
+    import threading
+    video = write_video(tmp_path / "walk.mp4", n=6, fps=12.0)
+    outputs = {}
+    for overlap in (True, False):
+        fake, threads = FakePredict(), []
+        def predict(image, fake=fake, threads=threads):
+            threads.append(threading.current_thread().name)
+            return fake(image)
+        out = tmp_path / f"out{overlap}"
+        s = run_inference(predict, [str(video)], InferOptions(
+            output=out, jsonl=out / "walk.jsonl", overlap=overlap), progress=False)
+        assert s.processed == 6 and s.exit_code == 0
+        assert set(threads) == ({"openpaf-predict"} if overlap else {"MainThread"})
+        outputs[overlap] = [{k: v for k, v in json.loads(line).items() if k != "time"}
+                            for line in (out / "walk.jsonl").read_text().splitlines()]
+    assert outputs[True] == outputs[False] and len(outputs[True]) == 6

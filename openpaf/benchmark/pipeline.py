@@ -84,9 +84,10 @@ class BenchmarkOptions:
     device: str = "cpu"
     batch: int = 1
     precision: str = "fp32"
-    scales: tuple[float, ...] = (1.0,)
+    scales: tuple[float, ...] | None = None
     height: int | None = None          # None: the weights' default
     flip: bool | None = None           # None: the weights' default
+    accurate: bool = False             # the accuracy mode (flip + the weights' scales)
     optimize: bool = True
     threads: int | None = None
     network: bool = True
@@ -221,6 +222,7 @@ def benchmark_pipeline(predictor, paths: Sequence[Path], *, batch: int = 1,
 def build_predictor(options: BenchmarkOptions):
     """The ``Predictor`` (and model config, for FLOPs) that ``options`` describe."""
     kwargs = dict(height=options.height, scales=options.scales, flip=options.flip,
+                  accurate=options.accurate,
                   decode_params=options.preset, device=options.device,
                   precision=options.precision, optimize=options.optimize)
     if options.weights:

@@ -5,10 +5,11 @@ Library code (no click): ``cli/infer.py`` only parses options into ``InferOption
 ``predict`` is any callable ``image (H, W, 3) uint8 BGR -> Detections``, so the loop can
 be driven by ``openpaf.predict.Predictor`` or by a stand-in in tests.
 
-Threads: images and video frames are decoded in a background thread
-(``io.prefetch.Prefetcher``, ``InferOptions.prefetch`` frames ahead) while ``predict``
-runs in the calling thread; everything else (writing, tracking, reporting) happens in the
-calling thread, in input order.
+Threads, a pipeline in input order: images and video frames are decoded in a background
+thread (``io.prefetch.Prefetcher``, ``InferOptions.prefetch`` frames ahead); ``predict``
+runs in a second one, a frame ahead (``InferOptions.overlap``); tracking, drawing,
+writing and reporting happen in the calling thread. So decoding, the network and the
+outputs of consecutive frames overlap.
 
 Streams: the frames of one video or webcam (and, with ``track``, the images of one
 folder/glob, see ``io.sources``) form a *stream*. A stream gets a fresh ``Tracker``
@@ -100,9 +101,11 @@ class _Run:
             self.bar.update(n)
 
     # -- items ---------------------------------------------------------------------------
-    def handle(self, item) -> None:
+    def handle(self, item, predicted=None) -> None:
+        """One item of the input stream; ``predicted``: its ``Detections`` or the exception
+        ``predict`` raised, when predicted ahead (None: predict now, if needed)."""
         if isinstance(item, Frame):
-            self.frame(item)
+            self.frame(item, predicted)
             self.tick()
         elif isinstance(item, InputError):
             # unreadable frames of the open stream go into its one manifest record
@@ -200,7 +203,7 @@ class _Run:
                     track=self.o.track, smooth=self.o.smooth)
 
     # -- one frame -----------------------------------------------------------------------
-    def frame(self, frame: Frame) -> None:
+    def frame(self, frame: Frame, predicted=None) -> None:
         stream = self._stream_for(frame)
         frame_no = None if frame.video is None else frame.index
         sink = self._sink(stream, frame)
@@ -220,7 +223,9 @@ class _Run:
                 stream.frames += 1
             return
         try:
-            det = self.predict(frame.image)
+            det = self.predict(frame.image) if predicted is None else predicted
+            if isinstance(det, Exception):
+                raise det
         except Exception as e:  # one bad image must not end the run
             self.fail(frame.source, f"predict failed: {error_reason(e)}", frame_no)
             if stream is not None:
@@ -236,6 +241,12 @@ class _Run:
             self._emit(frame, det, stream, sink, frame_no)
         if late:
             raise KeyboardInterrupt
+
+    def needs_predict(self, item) -> bool:
+        """Whether ``item`` is a frame ``frame()`` will predict (not resumed from disk);
+        safe to call from the predict-ahead thread (reads files, changes no state)."""
+        return isinstance(item, Frame) and (
+            self.o.track or self.layout.existing(item.name) is None)
 
     def _emit(self, frame: Frame, det: Detections, stream, sink, frame_no) -> None:
         """Write one predicted frame's outputs, then count and record it."""
@@ -321,6 +332,19 @@ def _sigint_deferred():
         signal.signal(signal.SIGINT, old)
 
 
+def _predict_ahead(items, predict: Predict, needed: Callable[[object], bool]):
+    """``(item, Detections | Exception | None)`` per item: frames that ``needed`` are
+    predicted here (a background thread), a frame ahead of the caller's outputs."""
+    for item in items:
+        if not needed(item):
+            yield item, None
+            continue
+        try:
+            yield item, predict(item.image)
+        except Exception as e:  # handed over with its frame; reported in input order
+            yield item, e
+
+
 def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
                   progress: bool = True) -> RunSummary:
     """Run ``predict`` over every input of ``specs`` and write the outputs of ``options``.
@@ -343,6 +367,7 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
     o = options
     run: Optional[_Run] = None
     frames: Optional[Prefetcher] = None
+    ahead: Optional[Prefetcher] = None
     bar: Optional[tqdm] = None
     interrupted = False
     try:
@@ -360,8 +385,10 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
                                         skip_stream=run.layout.skip_stream, shard=o.shard,
                                         sequences=o.track, events=True, output=o.output),
                                size=o.prefetch)
-        for item in frames:
-            run.handle(item)
+        ahead = (Prefetcher(_predict_ahead(frames, predict, run.needs_predict), size=2,
+                            name="openpaf-predict") if o.overlap else None)
+        for item, predicted in ahead or ((item, None) for item in frames):
+            run.handle(item, predicted)
     except KeyboardInterrupt:
         interrupted = True
     except BaseException as e:  # closed below, then raised on
@@ -370,6 +397,8 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
         raise
     finally:
         with _sigint_deferred() as late:
+            if ahead is not None:
+                ahead.close()
             if frames is not None:
                 frames.close()
             if run is not None:

@@ -53,6 +53,10 @@ class InferOptions:
         the run writes anything into ``output``.
     prefetch: frames decoded ahead in a background thread (0 = decode in the calling
         thread).
+    overlap: run ``predict`` in its own thread, one frame ahead of the outputs, so the
+        network works while the previous frame is drawn and written (video rate near
+        1 / slowest stage instead of 1 / sum of stages); False: predict in the calling
+        thread.
     openpose: layout (coco18 | body25), keypoint scale and part candidates of the OpenPose
         JSON and of every JSONL file (``io.writers.OpenPoseFormat``).
     json_dir: write ``<name>_keypoints.json`` here instead of ``output``, so the folder
@@ -83,6 +87,7 @@ class InferOptions:
     shard: Optional[tuple[int, int]] = None
     manifest: bool = True
     prefetch: int = 4
+    overlap: bool = True
     openpose: OpenPoseFormat = OpenPoseFormat()
     json_dir: Optional[Path] = None
     number_people_max: Optional[int] = None
