@@ -60,7 +60,7 @@ def _sizes(ctx, param, value):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report here.")
-def benchmark(mode, model, weights, height, scales, device, preset, backend, precision,
+def benchmark(mode, model, weights, height, scales, flip, device, preset, backend, precision,
               images, max_images, people, warmup, repeats, decode_repeats, batch, no_optimize,
               threads, no_network, ann, sizes, paths, seed, json_path):
     """Measure speed: per-stage pipeline times, FPS, GFLOP/s and decoder crowd scaling.
@@ -69,7 +69,7 @@ def benchmark(mode, model, weights, height, scales, device, preset, backend, pre
     are noisy: compare numbers from one run.
     """
     from openpaf import benchmark as bm
-    from openpaf.checkpoint import CheckpointError
+    from openpaf.weights import CheckpointError
     say = lambda msg: click.echo(msg, err=True)  # noqa: E731
     try:
         if mode == "cpu-paths":
@@ -86,7 +86,7 @@ def benchmark(mode, model, weights, height, scales, device, preset, backend, pre
                 max_images=max_images,
                 people=people, warmup=warmup, repeats=repeats,
                 decode_repeats=decode_repeats, device=device, batch=batch,
-                precision=precision, scales=scales, height=height,
+                precision=precision, scales=scales, height=height, flip=flip,
                 optimize=not no_optimize, threads=threads, network=not no_network,
                 ann=ann, preset=preset, seed=seed)
             report = bm.run_benchmark(options, progress=say)

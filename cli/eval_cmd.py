@@ -22,20 +22,22 @@ from .options import load_predictor, model_options
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report (AP table, decode_ms, failure classes) here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def eval_cmd(ann, images, weights, height, scales, device, preset, backend, precision,
+def eval_cmd(ann, images, weights, height, scales, flip, device, preset, backend, precision,
              oracle, oracle_noise, max_images, json_path, quiet):
     """Evaluate keypoint AP (COCOeval, OKS) on a COCO-format annotation file."""
-    from openpaf.evaluate import evaluate, format_report
+    from openpaf.evaluate import ORACLE_HEIGHT, evaluate, format_report
     from openpaf.io.writers import atomic_write_text
     predictor = None
     if not oracle:
         if images is None:
             raise click.UsageError("--images is required unless --oracle is given")
         predictor = load_predictor(weights, backend=backend, device=device, height=height,
-                                   scales=scales, decode_params=preset, precision=precision)
+                                   scales=scales, flip=flip, decode_params=preset,
+                                   precision=precision)
     try:
         report = evaluate(ann, images, predictor=predictor, oracle=oracle,
-                          decode_params=preset if oracle else None, height=height,
+                          decode_params=preset if oracle else None,
+                          height=ORACLE_HEIGHT if height is None else height,
                           max_images=max_images, oracle_noise=oracle_noise,
                           progress=not quiet)
     except (ValueError, FileNotFoundError) as exc:

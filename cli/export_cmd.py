@@ -11,8 +11,9 @@ import click
 @click.option("--model", default=None,
               help="Export a registered model with random weights instead (for speed "
                    "tests of runtimes).")
-@click.option("--height", type=int, default=368, show_default=True,
-              help="Example input height (the exported axes are dynamic).")
+@click.option("--height", type=int, default=None,
+              help="Example input height (the exported axes are dynamic). Default: the "
+                   "weights' default height.")
 @click.option("--width", type=int, default=368, show_default=True,
               help="Example input width.")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
@@ -25,20 +26,20 @@ def export(onnx_path, weights, model, height, width, opset, half, no_verify):
     The input normalisation, stride and config travel as ONNX metadata, so
     `openpaf infer --weights model.onnx` (onnxruntime) needs nothing else.
     """
-    from openpaf.checkpoint import CheckpointError, load_checkpoint, load_default
     from openpaf.export import ExportError, export_onnx
-    from openpaf.structures import InputNorm
+    from openpaf.weights import CheckpointError, load_default, load_weights
     if weights and model:
         raise click.UsageError("give --weights or --model, not both")
     try:
         if model:
-            from openpaf.model import create_model
-            net, norm = create_model(model), InputNorm()
+            from openpaf.model import create_model, get_pretrained_cfg
+            net, pre = create_model(model), get_pretrained_cfg(model)
             click.echo(f"exporting {model} with random weights", err=True)
         else:
-            loaded = load_checkpoint(weights) if weights else load_default()
-            net, norm = loaded.model, loaded.normalisation
-        report = export_onnx(net, onnx_path, normalisation=norm, height=height, width=width,
+            loaded = load_weights(weights) if weights else load_default()
+            net, pre = loaded.model, loaded.pretrained
+        report = export_onnx(net, onnx_path, normalisation=pre.normalisation,
+                             pretrained=pre, height=height or pre.height, width=width,
                              opset=opset, half=half, verify=not no_verify)
     except (CheckpointError, ExportError, ValueError) as exc:
         raise click.ClickException(str(exc))

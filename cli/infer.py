@@ -115,7 +115,7 @@ def _launcher_device(device: str) -> str:
 @click.option("-q", "--quiet", is_flag=True,
               help="No progress bar or summary (errors are still reported).")
 @click.pass_context
-def infer(ctx, inputs, output, weights, height, scales, device, preset, backend, precision,
+def infer(ctx, inputs, output, weights, height, scales, flip, device, preset, backend, precision,
           json_formats,
           no_json, no_render, coco_json, jsonl, track, smooth, skip_existing, every,
           max_frames, shard, recursive, quiet):
@@ -166,11 +166,11 @@ def infer(ctx, inputs, output, weights, height, scales, device, preset, backend,
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     predict = _build_predictor(weights, device=_launcher_device(device), height=height,
-                               scales=scales, decode_params=preset, backend=backend,
+                               scales=scales, flip=flip, decode_params=preset, backend=backend,
                                precision=None if precision == "fp32" else precision)
     from openpaf.runner import run_inference
     if not quiet and getattr(predict, "weights_path", None) is not None:
-        from openpaf.checkpoint import weights_summary
+        from openpaf.weights.checkpoint import weights_summary
         click.echo(f"model: {weights_summary(predict.weights_path, predict.manifest)}",
                    err=True)
     try:

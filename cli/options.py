@@ -23,16 +23,24 @@ def parse_device(ctx, param, value):
 
 
 def model_options(f):
-    """--weights, --height, --scales, --device, --preset, --backend, --precision."""
+    """--weights, --height, --scales, --flip, --device, --preset, --backend, --precision."""
     for opt in reversed([
         click.option("--weights", "-w", type=click.Path(dir_okay=False), default=None,
-                     help="openpaf checkpoint (.pt). Default: weights/default.pt "
+                     help="openpaf checkpoint (.pt), or a foreign weight file recognised "
+                          "by content (OpenVINO IR .xml, CMU .pth, TensorFlow graph .pb; "
+                          "see `openpaf weights import`). Default: weights/default.pt "
                           "(or $OPENPAF_WEIGHTS)."),
-        click.option("--height", type=int, default=368, show_default=True,
-                     help="Network input height in pixels at scale 1 (multiple of 8)."),
+        click.option("--height", type=int, default=None,
+                     help="Network input height in pixels at scale 1 (multiple of 8). "
+                          "Default: the weights' own (368 for the default model). Larger "
+                          "finds smaller people; network time grows with its square."),
         click.option("--scales", default="1", show_default=True, callback=parse_scales,
                      help="Comma-separated input scales whose maps are averaged, "
                           "e.g. 0.5,1,1.5,2."),
+        click.option("--flip/--no-flip", default=None,
+                     help="Also run the mirrored image and average its maps (left/right "
+                          "swapped back): more accurate, ~2x the network time. Default: "
+                          "the weights' own setting."),
         click.option("--device", default="auto", show_default=True, callback=parse_device,
                      help="cpu, cuda, cuda:N or auto."),
         click.option("--preset", type=click.Choice(sorted(PRESETS)), default=DEFAULT_PRESET,
@@ -54,7 +62,7 @@ def model_options(f):
 def load_predictor(weights, **kwargs):
     """``Predictor.from_checkpoint(weights, **kwargs)`` (None values = library defaults),
     with any load error turned into a one-line ``ClickException``."""
-    from openpaf.checkpoint import CheckpointError
+    from openpaf.weights import CheckpointError
     from openpaf.predict import Predictor
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     try:

@@ -71,7 +71,7 @@ def train(data, val, out, recipe, resume, stop_after, show_samples, num_samples,
     """
     import dataclasses
 
-    from openpaf.checkpoint import CheckpointError
+    from openpaf.weights import CheckpointError
     from openpaf.data.coco import parse_data_arg
     from openpaf.train import get_recipe, resume_info, show_samples as write_samples
     from openpaf.train import train as run

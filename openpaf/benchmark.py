@@ -38,6 +38,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .evaluate import ORACLE_HEIGHT
+
 STAGES: tuple[str, ...] = ("decode_image", "preprocess", "network", "resize", "peaks",
                            "limbs", "assembly", "write")
 REPORT_KEYS: tuple[str, ...] = ("machine", "torch", "settings", "fps", "stages_ms",
@@ -80,7 +82,8 @@ class BenchmarkOptions:
     batch: int = 1
     precision: str = "fp32"
     scales: tuple[float, ...] = (1.0,)
-    height: int = 368
+    height: int | None = None          # None: the weights' default
+    flip: bool | None = None           # None: the weights' default
     optimize: bool = True
     threads: int | None = None
     network: bool = True
@@ -221,7 +224,7 @@ def synthetic_crowd(num_people: int, image_size: tuple[int, int] = (960, 540),
 
 
 def crowd_maps(num_people: int, image_size: tuple[int, int] = (960, 540),
-               height: int = 368, seed: int = 0):
+               height: int = ORACLE_HEIGHT, seed: int = 0):
     """``(heatmaps, pafs, geometry, keypoints)`` of a ``synthetic_crowd`` at the map grid
     of a ``height``-pixel network input (the oracle maps of ``openpaf eval --oracle``)."""
     from .evaluate import oracle_maps
@@ -252,7 +255,7 @@ def _time_decode(maps, params, warmup: int, repeats: int) -> tuple[dict, int]:
     return out, found
 
 
-def benchmark_crowds(people: Sequence[int] = (1, 5, 10, 20), *, height: int = 368,
+def benchmark_crowds(people: Sequence[int] = (1, 5, 10, 20), *, height: int = ORACLE_HEIGHT,
                      image_size: tuple[int, int] = (960, 540), params=None,
                      crowds: int = 3, repeats: int = 10, warmup: int = 1,
                      seed: int = 0) -> dict:
@@ -274,7 +277,7 @@ def benchmark_crowds(people: Sequence[int] = (1, 5, 10, 20), *, height: int = 36
     return table
 
 
-def benchmark_oracle(ann_file: str | Path, *, height: int = 368, params=None,
+def benchmark_oracle(ann_file: str | Path, *, height: int = ORACLE_HEIGHT, params=None,
                      repeats: int = 3, warmup: int = 1,
                      max_images: int | None = None) -> tuple[dict, int]:
     """Decoder stage timings on oracle maps of every image of a COCO keypoint file.
@@ -331,8 +334,8 @@ def list_images(folder: str | Path, max_images: int | None = None) -> list[Path]
     return paths[:max_images]
 
 
-def _input_flops(config, images: Sequence[np.ndarray], predictor) -> float:
-    """Network FLOPs of ``predictor`` on ``images`` (every scale, padded input sizes)."""
+def _input_flops(model, images: Sequence[np.ndarray], predictor) -> float:
+    """Network FLOPs of ``predictor`` on ``images`` (every scale and flip, padded sizes)."""
     from .model import count_flops
     from .preprocess import geometry
     total = 0.0
@@ -340,12 +343,12 @@ def _input_flops(config, images: Sequence[np.ndarray], predictor) -> float:
         for s in predictor.scales:
             g = geometry(im.shape[1::-1], predictor.height, s, predictor.stride,
                          predictor.max_side)
-            total += count_flops(config, g.padded_size[1], g.padded_size[0])
-    return total
+            total += count_flops(model, g.padded_size[1], g.padded_size[0])
+    return total * (2 if predictor.flip else 1)
 
 
 def benchmark_pipeline(predictor, paths: Sequence[Path], *, batch: int = 1,
-                       warmup: int = 1, repeats: int = 3, config=None,
+                       warmup: int = 1, repeats: int = 3, flop_model=None,
                        out_dir: str | Path | None = None) -> dict:
     """Time every stage of image file -> OpenPose JSON file for ``paths``.
 
@@ -384,8 +387,8 @@ def benchmark_pipeline(predictor, paths: Sequence[Path], *, batch: int = 1,
                 wall += t3 - t0
                 count += n
                 network_s += t["network"] / 1e3
-                if config is not None:
-                    flops += _input_flops(config, images, predictor)
+                if flop_model is not None:
+                    flops += _input_flops(flop_model, images, predictor)
     return {"stages": stages, "fps": count / wall if wall > 0 else 0.0, "flops": flops,
             "network_s": network_s, "images": count}
 
@@ -393,7 +396,7 @@ def benchmark_pipeline(predictor, paths: Sequence[Path], *, batch: int = 1,
 def build_predictor(options: BenchmarkOptions):
     """The ``Predictor`` (and model config, for FLOPs) that ``options`` describe."""
     from .predict import Predictor
-    kwargs = dict(height=options.height, scales=options.scales,
+    kwargs = dict(height=options.height, scales=options.scales, flip=options.flip,
                   decode_params=options.preset, device=options.device,
                   precision=options.precision, optimize=options.optimize)
     if options.weights:
@@ -401,10 +404,13 @@ def build_predictor(options: BenchmarkOptions):
                                               **kwargs)
     else:
         import torch
-        from .model import create_model
+        from .model import create_model, get_pretrained_cfg
         torch.manual_seed(options.seed)
-        predictor = Predictor(create_model(options.model), **kwargs)
-    return predictor, getattr(predictor.model, "config", None)
+        predictor = Predictor(create_model(options.model),
+                              pretrained=get_pretrained_cfg(options.model), **kwargs)
+    import torch
+    model = predictor.model
+    return predictor, (model if isinstance(model, torch.nn.Module) else None)
 
 
 def run_benchmark(options: BenchmarkOptions, progress: Callable[[str], None] | None = None
@@ -421,7 +427,7 @@ def run_benchmark(options: BenchmarkOptions, progress: Callable[[str], None] | N
                     "stages_ms": {s: None for s in STAGES}, "network_gflops": None,
                     "gflop_per_s": None, "decode_by_people": {}}
     if options.network:
-        predictor, config = build_predictor(options)
+        predictor, flop_model = build_predictor(options)
         settings["device"] = str(predictor.device)
         settings["optimized"] = predictor.optimized
         settings["model"] = (type(predictor.model).__name__ if options.weights
@@ -441,10 +447,10 @@ def run_benchmark(options: BenchmarkOptions, progress: Callable[[str], None] | N
                 f"(+{options.warmup} warm-up) on {settings['device']}")
             res = benchmark_pipeline(predictor, paths, batch=options.batch,
                                      warmup=options.warmup, repeats=options.repeats,
-                                     config=config)
+                                     flop_model=flop_model)
         report["stages_ms"] = {s: summary_ms(v) for s, v in res["stages"].items()}
         report["fps"] = round(res["fps"], 3)
-        if config is not None and res["images"]:
+        if flop_model is not None and res["images"]:
             report["network_gflops"] = round(res["flops"] / res["images"] / 1e9, 3)
             report["gflop_per_s"] = (round(res["flops"] / res["network_s"] / 1e9, 2)
                                      if res["network_s"] > 0 else None)
@@ -459,7 +465,7 @@ def run_benchmark(options: BenchmarkOptions, progress: Callable[[str], None] | N
                               if default_annotations().is_file() else None)
         if ann is not None:
             say(f"decoder on oracle maps of {ann}")
-            times, n = benchmark_oracle(ann, height=options.height, params=params,
+            times, n = benchmark_oracle(ann, height=options.height or ORACLE_HEIGHT, params=params,
                                         repeats=options.repeats, warmup=options.warmup)
             settings["maps"] = f"oracle maps of {ann} ({n} images)"
             for k in ("peaks", "limbs", "assembly"):
@@ -470,7 +476,7 @@ def run_benchmark(options: BenchmarkOptions, progress: Callable[[str], None] | N
     if options.people:
         say(f"decoder on synthetic crowds of {', '.join(map(str, options.people))} people")
         report["decode_by_people"] = benchmark_crowds(
-            options.people, height=options.height, params=params, crowds=options.crowds,
+            options.people, height=options.height or ORACLE_HEIGHT, params=params, crowds=options.crowds,
             repeats=options.decode_repeats, seed=options.seed)
     with contextlib.suppress(OSError, AttributeError):
         report["machine"]["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
@@ -576,7 +582,7 @@ class _Predict:
 def _build_path(name: str, model, example, onnx_dir: Path):
     """``_Predict`` for one path name, or raise (the caller records the error)."""
     import torch
-    from .predict import fold_batchnorm
+    from .model import fold_batchnorm
 
     class Wrapped(torch.nn.Module):
         def __init__(self, m):
@@ -614,10 +620,11 @@ def _build_path(name: str, model, example, onnx_dir: Path):
                         lambda: _autocast_cpu(dtype))
     if name == "bf16_weights_channels_last":
         m = cl(model).to(torch.bfloat16)
-        return _Predict(lambda x: tuple(t.float() for t in m.predict(x.to(torch.bfloat16))),
-                        True, im)
+        return _Predict(lambda x: type(ref := m.predict(x.to(torch.bfloat16)))(
+            *(t.float() for t in ref)), True, im)
     if name == "onnxruntime":
-        from .export import OnnxModel, export_onnx
+        from .export import export_onnx
+        from .runtime.onnxruntime import OnnxModel
         path = onnx_dir / "model.onnx"
         export_onnx(model, path, height=example.shape[2], width=example.shape[3],
                     verify=False)
@@ -662,7 +669,7 @@ def compare_cpu_paths(model_name: str = "cmu_vgg19",
     with tempfile.TemporaryDirectory(prefix="openpaf-paths-") as tmp:
         for h, w in sizes:
             x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
-            gflop = count_flops(model_name, h, w) / 1e9
+            gflop = count_flops(model, h, w) / 1e9
             with torch.no_grad():
                 ref = model.predict(x)
             scale = max(float(t.abs().max()) for t in ref)

@@ -25,6 +25,10 @@ _STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", 
 _R_SHOULDER, _L_SHOULDER = 6, 5   # COCO indices
 
 
+# Input height at which oracle maps are rendered (OpenPose's -1x368), unless told.
+ORACLE_HEIGHT = 368
+
+
 def _quiet(fn, *args, **kwargs):
     with contextlib.redirect_stdout(io.StringIO()):
         return fn(*args, **kwargs)
@@ -131,7 +135,7 @@ def _ms_summary(values: list[float]) -> dict:
 
 def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, predictor=None,
              oracle: bool = False, decode_params: DecodeParams | str | None = None,
-             height: int = 368, target: TargetParams = TargetParams(),
+             height: int = ORACLE_HEIGHT, target: TargetParams = TargetParams(),
              max_images: int | None = None, oracle_noise: float = 0.0, seed: int = 0,
              progress: bool = True) -> dict:
     """Evaluate on a COCO keypoint file; returns the report dict (see module doc).
@@ -187,6 +191,7 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
         mode=("oracle" if oracle else "model"), annotations=str(ann_file),
         settings={"height": height if oracle else predictor.height,
                   "scales": [1.0] if oracle else list(predictor.scales),
+                  "flip": False if oracle else predictor.flip,
                   "precision": "fp32" if oracle else predictor.precision,
                   "decode": asdict(params)},
     )

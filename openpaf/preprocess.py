@@ -12,7 +12,7 @@ import numpy as np
 
 from .structures import InputNorm
 
-PAD_VALUE = 128  # grey, normalises to 0 with CMU's x/256 - 0.5
+PAD_VALUE = 128  # default pad (grey, 0 after CMU's x/256 - 0.5); variants set their own
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,16 @@ def geometry(image_size: tuple[int, int], height: int = 368, scale: float = 1.0,
     return Geometry((w, h), (iw, ih), (pw, ph), stride)
 
 
-def prepare(image: np.ndarray, geo: Geometry, norm: InputNorm = InputNorm()) -> np.ndarray:
-    """``(H, W, 3)`` uint8 BGR image -> ``(3, h, w)`` float32 network input (padded)."""
+def prepare(image: np.ndarray, geo: Geometry, norm: InputNorm = InputNorm(),
+            pad_value: int = PAD_VALUE) -> np.ndarray:
+    """``(H, W, 3)`` uint8 BGR image -> ``(3, h, w)`` float32 network input, padded at the
+    bottom/right with ``pad_value`` (uint8, before normalisation)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be (H, W, 3) uint8 BGR, got {image.shape} {image.dtype}")
     interp = cv2.INTER_AREA if geo.input_size[1] < image.shape[0] else cv2.INTER_LINEAR
     resized = cv2.resize(image, geo.input_size, interpolation=interp)
     pw, ph = geo.padded_size
-    padded = np.full((ph, pw, 3), PAD_VALUE, dtype=np.uint8)
+    padded = np.full((ph, pw, 3), pad_value, dtype=np.uint8)
     padded[:resized.shape[0], :resized.shape[1]] = resized
     if norm.channel_order == "RGB":
         padded = padded[:, :, ::-1]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -81,6 +82,18 @@ class Detections:
     @property
     def scores(self) -> np.ndarray:
         return np.array([p.score for p in self.people], dtype=np.float32)
+
+
+class Maps(NamedTuple):
+    """One stage's network output, the same type for every network family.
+
+    heatmaps: ``(B, 19, h, w)`` 18 keypoints + background, stride 8.
+    pafs: ``(B, 38, h, w)`` part affinity fields in CMU's COCO channel layout
+        (``skeleton.PAF_CHANNELS``). Tensors (torch) or arrays (numpy, exported runtimes).
+    """
+
+    heatmaps: Any
+    pafs: Any
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,13 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from .data.augment import AugmentParams
 from .data.coco import DatasetSpec, MixSampler, build_dataset
 from .data.targets import TargetParams
-from .model import PafNetConfig, create_model
+from .model import PretrainedCfg, create_model, get_pretrained_cfg
 from .skeleton import KEYPOINTS, LIMBS, NUM_KEYPOINTS
-from .structures import InputNorm
+from .structures import InputNorm, Maps
+from .weights.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 
 SCHEDULES = ("cosine", "step", "constant")
 OPTIMIZERS = ("adam", "sgd")
@@ -85,7 +85,7 @@ class TrainConfig:
     target: TargetParams = field(default_factory=TargetParams)
     log_every: int = 20
     val_every: int = 0
-    val_height: int = 368
+    val_height: int | None = None     # None: the model's default input height
     val_max_images: int | None = None
     checkpoint_every: int = 1000
 
@@ -159,11 +159,11 @@ def get_recipe(name: str, **overrides) -> TrainConfig:
 
 # --- loss and schedule ------------------------------------------------------------------
 
-def paf_loss(outputs: Sequence[tuple[torch.Tensor, torch.Tensor]],
+def paf_loss(outputs: Sequence[Maps],
              batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Masked L2 over every stage: ``(total, per-stage losses (S,) detached)``.
 
-    outputs: per stage ``(pafs (B, 38, h, w), heatmaps (B, 19, h, w))``. The weight of a
+    outputs: per stage ``Maps(heatmaps (B, 19, h, w), pafs (B, 38, h, w))``. The weight of a
     cell is ``mask (B, 1, h, w) x channel weight (B, C)``; each stage's loss is
     ``sum(weight * (pred - target)^2) / (2 B)``.
     """
@@ -172,7 +172,7 @@ def paf_loss(outputs: Sequence[tuple[torch.Tensor, torch.Tensor]],
     w_heat = mask * batch["heat_weight"][:, :, None, None]
     scale = 0.5 / mask.shape[0]
     per_stage = []
-    for pafs, heat in outputs:
+    for heat, pafs in outputs:
         loss = ((pafs.float() - batch["pafs"]).square() * w_paf).sum()
         loss = loss + ((heat.float() - batch["heatmaps"]).square() * w_heat).sum()
         per_stage.append(loss * scale)
@@ -194,25 +194,26 @@ def lr_factor(step: int, config: TrainConfig, total_steps: int) -> float:
 
 # --- model, optimizer, state ------------------------------------------------------------
 
-def build_model(config: TrainConfig) -> torch.nn.Module:
+def build_model(config: TrainConfig) -> tuple[torch.nn.Module, PretrainedCfg]:
     """The network as ``config.init`` says (scratch, torchvision VGG19 trunk, or a
-    checkpoint to fine-tune, whose architecture then wins over ``config.model``)."""
+    checkpoint or foreign weight file to fine-tune, whose architecture then wins over
+    ``config.model``), and its inference defaults (normalisation, height, ...)."""
     kind, _, path = config.init.partition(":")
     if kind == "checkpoint":
-        model = load_checkpoint(path).model
+        from .weights import load_weights
+        loaded = load_weights(path)
+        model, pretrained = loaded.model, loaded.pretrained
     elif kind in ("scratch", "vgg19-torchvision"):
         model = create_model(config.model, **config.model_overrides)
+        pretrained = get_pretrained_cfg(config.model)
         if kind == "vgg19-torchvision":
-            from .cmu import load_torchvision_vgg19
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"torchvision VGG19 weights not found: {path!r}")
-            load_torchvision_vgg19(model, torch.load(path, map_location="cpu",
-                                                     weights_only=True))
-            fold_imagenet_input(model.backbone.conv1_1, InputNorm())
+            from .weights.formats.torchvision_vgg import load_torchvision_vgg19_file
+            load_torchvision_vgg19_file(model, path)
+            fold_imagenet_input(model.backbone.conv1_1, pretrained.normalisation)
     else:
         raise ValueError(f"--init must be scratch, vgg19-torchvision:FILE or "
                          f"checkpoint:FILE, got {config.init!r}")
-    return model.train()
+    return model.train(), pretrained
 
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
@@ -299,7 +300,7 @@ class ResumeInfo:
 
 
 def resume_info(path: str | os.PathLike) -> ResumeInfo:
-    from .checkpoint import read_checkpoint
+    from .weights.checkpoint import read_checkpoint
     p = resolve_resume(path)
     state = (read_checkpoint(p).get("extra") or {}).get("train_state")
     if not state:
@@ -506,20 +507,20 @@ def train(config: TrainConfig, data: Sequence[DatasetSpec], out_dir: str | os.Pa
         state = loaded.extra.get("train_state")
         if not state:
             raise ValueError(f"{resume}: no training state to resume from")
-        model = loaded.model.train()
+        model, pretrained = loaded.model.train(), loaded.pretrained
     else:
         _seed_all(config.seed)
-        model = build_model(config)
+        model, pretrained = build_model(config)
     # channels_last (NHWC) is what oneDNN and cuDNN run fastest, bf16 above all (2x here).
     model.to(env.device, memory_format=torch.channels_last)
-    model_config: PafNetConfig = model.config
+    norm = pretrained.normalisation
     net = model
     if env.world > 1:
         from torch.nn.parallel import DistributedDataParallel
         net = DistributedDataParallel(
             model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
 
-    dataset = build_dataset(data, config.augment, config.target, InputNorm(), config.seed)
+    dataset = build_dataset(data, config.augment, config.target, norm, config.seed)
     sampler = MixSampler(dataset.sizes, [s.weight for s in data], config.epoch_size,
                          config.seed, env.rank, env.world)
     steps_per_epoch = sampler.per_rank // config.batch_size
@@ -580,14 +581,14 @@ def train(config: TrainConfig, data: Sequence[DatasetSpec], out_dir: str | os.Pa
                 "rng": rng_state(), "config": config.to_dict(),
                 "data": [s.to_dict() for s in data], "val": val or "", "best_ap": best_ap,
                 "wall_time_s": wall}}
-        return save_checkpoint(path, model, model_config, normalisation=InputNorm(),
+        return save_checkpoint(path, model, normalisation=norm, pretrained=pretrained,
                                manifest=manifest, extra=extra)
 
     def validate() -> float:
         nonlocal best_ap
         ap = -1.0
         if env.main:
-            ap = _validate(model, val, config, env.device)
+            ap = _validate(model, pretrained, val, config, env.device)
             log(f"step {step}: val AP {ap:.4f}")
             if ap > best_ap:
                 best_ap = ap
@@ -673,11 +674,13 @@ def _tensorboard(out: Path):
     return SummaryWriter(str(out / "tensorboard"))
 
 
-def _validate(model, val: str, config: TrainConfig, device: torch.device) -> float:
+def _validate(model, pretrained: PretrainedCfg, val: str, config: TrainConfig,
+              device: torch.device) -> float:
     from .evaluate import evaluate
     from .predict import Predictor
     ann, images = parse_val(val)
-    predictor = Predictor(model, InputNorm(), height=config.val_height, device=device)
+    predictor = Predictor(model, pretrained=pretrained, height=config.val_height,
+                          flip=False, device=device)
     report = evaluate(ann, images, predictor=predictor, max_images=config.val_max_images,
                       progress=False)
     return float(report["AP"])
@@ -800,7 +803,8 @@ def show_samples(data: Sequence[DatasetSpec], out_dir: str | os.PathLike, *,
     first draws of epoch 0 of a run with ``config``); returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    dataset = build_dataset(data, config.augment, config.target, InputNorm(), config.seed)
+    norm = get_pretrained_cfg(config.model).normalisation
+    dataset = build_dataset(data, config.augment, config.target, norm, config.seed)
     sampler = MixSampler(dataset.sizes, [s.weight for s in data], config.epoch_size,
                          config.seed)
     def draws():  # the run's draws, epoch after epoch

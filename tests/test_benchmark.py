@@ -14,7 +14,9 @@ from openpaf.decode import decode, find_peaks, get_params
 from openpaf.decode.limbs import _PAF_X, _PAF_Y, candidate_pairs, match_greedy, score_limbs
 from openpaf.decode.peaks import peaks_from_candidates
 from openpaf.model import create_model
-from openpaf.predict import Predictor, find_peaks_torch, fold_batchnorm
+from openpaf.model import fold_batchnorm
+from openpaf.predict import Predictor, find_peaks_torch
+from openpaf.structures import Maps
 
 from conftest import COCO_VAL, require
 
@@ -159,8 +161,8 @@ class CrowdNet(torch.nn.Module):
     def predict(self, x):
         heat, paf, _, _ = crowd_maps(6, (x.shape[3], x.shape[2]), x.shape[2], seed=5)
         b = x.shape[0]
-        return (torch.from_numpy(heat)[None].repeat(b, 1, 1, 1),
-                torch.from_numpy(paf)[None].repeat(b, 1, 1, 1))
+        return Maps(torch.from_numpy(heat)[None].repeat(b, 1, 1, 1),
+                    torch.from_numpy(paf)[None].repeat(b, 1, 1, 1))
 
 
 def _same_people(a, b, atol=1e-4):

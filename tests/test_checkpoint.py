@@ -5,8 +5,8 @@ import re
 import pytest
 import torch
 
-from openpaf import checkpoint as ckpt_mod
-from openpaf.checkpoint import (CheckpointError, default_weights_path, describe,
+from openpaf.weights import checkpoint as ckpt_mod
+from openpaf.weights.checkpoint import (CheckpointError, default_weights_path, describe,
                                 format_norm, load_checkpoint, load_default,
                                 save_checkpoint)
 from openpaf.model import create_model, get_config
@@ -15,11 +15,10 @@ from openpaf.structures import InputNorm
 
 def _save(path, name="tiny", **kw):
     torch.manual_seed(0)
-    config = get_config(name)
     model = create_model(name)
     kw.setdefault("normalisation", InputNorm())
     kw.setdefault("manifest", {"source": "unit test", "epochs": 0})
-    save_checkpoint(path, model, config, **kw)
+    save_checkpoint(path, model, **kw)
     return model
 
 
@@ -46,8 +45,9 @@ def test_round_trip_fp32(tmp_path, name):
     torch.testing.assert_close(loaded.model.predict(x), model.eval().predict(x))
     assert list(tmp_path.iterdir()) == [path]          # no temp file left behind
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == "openpaf" and raw["version"] == 1
-    assert set(raw) >= {"config", "skeleton", "normalisation", "state_dict", "manifest"}
+    assert raw["format"] == "openpaf" and raw["version"] == 2 and raw["arch"] == "cmu_vgg"
+    assert set(raw) >= {"config", "skeleton", "normalisation", "state_dict", "manifest",
+                        "pretrained_cfg"}
     assert raw["skeleton"]["keypoints"][1] == "neck"
 
 
@@ -182,3 +182,22 @@ def test_file_permissions_follow_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "m.pt").stat().st_mode & 0o777 == 0o644
+
+
+def test_version_1_files_load_as_the_vgg_family(tmp_path):
+    """Files written before network families (no arch, no pretrained_cfg) still load."""
+    path = tmp_path / "v1.pt"
+    model = _save(path)
+    raw = torch.load(path, weights_only=True)
+    for key in ("arch", "pretrained_cfg"):
+        del raw[key]
+    raw["version"] = 1
+    torch.save(raw, path)
+    loaded = load_checkpoint(path)
+    assert loaded.model.arch == "cmu_vgg" and loaded.pretrained.height == 368
+    x = torch.randn(1, 3, 32, 40)
+    torch.testing.assert_close(loaded.model.predict(x), model.eval().predict(x))
+    raw["version"] = 3
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match="version 3 is not supported"):
+        load_checkpoint(path)

@@ -5,10 +5,12 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from cli.main import main as cli
-from openpaf.checkpoint import CheckpointError, load_checkpoint
-from openpaf.cmu import (CMU_LICENCE, cmu_key_map, cmu_to_ours, load_torchvision_vgg19,
-                         ours_to_cmu, torchvision_vgg19_to_ours)
-from openpaf.model import PafNet, create_model
+from openpaf.weights.checkpoint import CheckpointError, load_checkpoint
+from openpaf.model import create_model
+from openpaf.model.cmu_vgg import CmuVgg
+from openpaf.weights.formats.cmu import CMU_LICENCE, cmu_key_map, cmu_to_ours, ours_to_cmu
+from openpaf.weights.formats.torchvision_vgg import (load_torchvision_vgg19,
+                                                     torchvision_vgg19_to_ours)
 
 # --- the CMU COCO body model, written out from its prototxt (no openpaf code) ---------
 CMU_TRUNK = [("conv1_1", 3, 64), ("conv1_2", 64, 64), "pool",
@@ -87,17 +89,17 @@ def test_import_matches_functional_reference(cmu6):
     config, state = cmu_to_ours(cmu6)
     assert config.stages == 6
     with torch.device("meta"):                       # skip the random init of 52M params
-        model = PafNet(config)
+        model = CmuVgg(config)
     model.load_state_dict(state, strict=True, assign=True)
     model.eval()
     x = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(1)) - 0.5
     with torch.no_grad():
         ours = model(x)
         ref = cmu_reference_forward(cmu6, x, 6)
-    assert ours[-1][0].shape == (1, 38, 6, 8) and ours[-1][1].shape == (1, 19, 6, 8)
+    assert ours[-1].pafs.shape == (1, 38, 6, 8) and ours[-1].heatmaps.shape == (1, 19, 6, 8)
     for s in (0, 1, 5):
-        _close(ours[s][0], ref[s][0])                # PAFs (L1)
-        _close(ours[s][1], ref[s][1])                # heatmaps (L2)
+        _close(ours[s].pafs, ref[s][0])              # PAFs (L1)
+        _close(ours[s].heatmaps, ref[s][1])          # heatmaps (L2)
 
 
 def test_key_map_names_every_cmu_tensor(cmu6):
@@ -177,12 +179,12 @@ def test_cli_import_info_export(tmp_path):
     assert loaded.normalisation.to_dict() == {"channel_order": "BGR", "scale": 1 / 256,
                                               "offset": -0.5}
     x = torch.rand(1, 3, 32, 40) - 0.5
-    _close(loaded.model.predict(x)[1], cmu_reference_forward(cmu2, x, 2)[-1][0])
+    _close(loaded.model.predict(x).pafs, cmu_reference_forward(cmu2, x, 2)[-1][0])
 
     res = runner.invoke(cli, ["weights", "info", str(dst)])
     assert res.exit_code == 0, res.output
     assert "parameters: 17,172,146" in res.output and "non-commercial" in res.output
-    assert "2 stages" in res.output
+    assert "cmu_vgg (stages 2," in res.output
 
     out = tmp_path / "exported.pth"
     res = runner.invoke(cli, ["weights", "export", str(dst), "-o", str(out), "--format", "cmu"])
@@ -204,13 +206,15 @@ def test_cli_import_half_and_errors(tmp_path):
 
     for args in (["import", str(tmp_path / "missing.pth"), "-o", str(tmp_path / "x.pt")],
                  ["import", str(tmp_path / "h.pt"), "-o", str(tmp_path / "x.pt")],
-                 ["info", str(src)],
                  ["export", str(src), "-o", str(tmp_path / "x.pth")]):
         res = runner.invoke(cli, ["weights"] + args)
         assert res.exit_code == 1, (args, res.output)
         assert res.output.startswith("Error: ") and res.output.count("\n") == 1, res.output
         assert "Traceback" not in res.output
     assert not (tmp_path / "x.pt").exists() and not (tmp_path / "x.pth").exists()
+    # info reads the foreign file by content, converted in memory
+    res = runner.invoke(cli, ["weights", "info", str(src)])
+    assert res.exit_code == 0 and "cmu_vgg (stages 2," in res.output, res.output
 
 
 # --- torchvision VGG19 -> our backbone -------------------------------------------------

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from openpaf.checkpoint import default_weights_path, load_default, read_checkpoint
+from openpaf.weights.checkpoint import default_weights_path, load_default, read_checkpoint
 
 from conftest import COCO_TRAIN, ROOT, require
 

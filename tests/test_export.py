@@ -16,10 +16,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from cli.main import main
 from openpaf.benchmark import lively_init
-from openpaf.checkpoint import CheckpointError, save_checkpoint
+from openpaf.weights.checkpoint import CheckpointError, save_checkpoint
 from openpaf.decode import get_params
-from openpaf.export import (METADATA_KEYS, OnnxModel, OnnxUnavailableError, export_onnx,
-                            read_metadata)
+from openpaf.export import export_onnx
+from openpaf.runtime.onnxruntime import (METADATA_KEYS, OnnxModel, OnnxUnavailableError,
+                                         read_metadata)
 from openpaf.model import create_model
 from openpaf.predict import Predictor
 from openpaf.structures import InputNorm
@@ -69,7 +70,7 @@ def test_predictor_on_onnx_finds_the_same_people(exported, tmp_path):
     image = load_image(sorted(require(COCO_VAL).parent.joinpath("val").glob("*.jpg"))[0])
     # Random weights: relax the person rules so the comparison is not vacuous.
     params = get_params("cvpr2017", min_parts=2, min_mean_score=0.0)
-    ckpt = save_checkpoint(tmp_path / "tiny.pt", model, model.config, normalisation=NORM,
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", model, normalisation=NORM,
                            manifest={})
     by_torch = Predictor.from_checkpoint(ckpt, device="cpu", decode_params=params,
                                          height=128)

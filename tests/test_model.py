@@ -1,4 +1,4 @@
-"""PafNet: pinned state-dict names, shapes/stride, registry, FLOP count."""
+"""CmuVgg: pinned state-dict names, shapes/stride, registry, FLOP count."""
 import hashlib
 
 import pytest
@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from openpaf import skeleton
-from openpaf.model import (PafNet, PafNetConfig, count_flops, count_parameters,
-                           create_model, get_config, list_models)
+from openpaf.model import count_flops, count_parameters, create_model, get_config, list_models
+from openpaf.model.cmu_vgg import CmuVgg, CmuVggConfig
 
 
 def _meta(name, **overrides):
@@ -55,7 +55,7 @@ def test_batch_norm_keys():
 
 
 def test_channels_come_from_the_skeleton():
-    cfg = PafNetConfig()
+    cfg = CmuVggConfig()
     assert (cfg.num_heatmaps, cfg.num_pafs) == (skeleton.NUM_HEATMAPS, skeleton.NUM_PAFS)
     assert cfg.refine_in_channels == 38 + 19 + 128
 
@@ -67,7 +67,7 @@ def test_forward_shapes_and_stride(h, w):
     assert model.stride == 8
     out = model(torch.randn(2, 3, h, w))
     assert len(out) == model.config.stages == 2
-    for pafs, heatmaps in out:
+    for heatmaps, pafs in out:
         # pools round down (as torchvision / pytorch-openpose): maps are floor(H/8)
         assert pafs.shape == (2, 38, h // 8, w // 8)
         assert heatmaps.shape == (2, 19, h // 8, w // 8)
@@ -79,7 +79,7 @@ def test_predict_is_last_stage_in_heatmap_paf_order():
     torch.manual_seed(0)
     model = create_model("tiny").eval()
     x = torch.randn(1, 3, 32, 48)
-    pafs, heatmaps = model(x)[-1]
+    heatmaps, pafs = model(x)[-1]
     h2, p2 = model.predict(x)
     assert not h2.requires_grad
     torch.testing.assert_close(h2, heatmaps)
@@ -93,7 +93,7 @@ def test_stage_input_is_pafs_heatmaps_features():
     seen = {}
     model.stages[1].register_forward_pre_hook(lambda m, args: seen.setdefault("x", args[0]))
     x = torch.randn(1, 3, 32, 32)
-    (pafs, heatmaps), _ = model(x)
+    (heatmaps, pafs), _ = model(x)
     features = model.cpm(model.backbone(x))
     torch.testing.assert_close(seen["x"], torch.cat([pafs, heatmaps, features], 1))
 
@@ -106,7 +106,7 @@ def test_registry():
     assert get_config("tiny", stages=None).stages == 2            # None keeps the default
     with pytest.raises(ValueError, match="unknown model"):
         create_model("resnet9000")
-    with pytest.raises(ValueError, match="unknown PafNetConfig field"):
+    with pytest.raises(ValueError, match="unknown CmuVggConfig field"):
         get_config("tiny", nonsense=1)
 
 
@@ -120,11 +120,11 @@ def test_config_dict_round_trip():
     cfg = get_config("small")
     d = cfg.to_dict()
     assert d["vgg_widths"] == [64, 128, 256, 512]
-    assert PafNetConfig.from_dict(d) == cfg
+    assert CmuVggConfig.from_dict(d) == cfg
     with pytest.raises(ValueError):
-        PafNetConfig.from_dict({**d, "bogus": 1})
+        CmuVggConfig.from_dict({**d, "bogus": 1})
     with pytest.raises(ValueError):
-        PafNetConfig(refine_kernel=4)
+        CmuVggConfig(refine_kernel=4)
 
 
 def _hooked_flops(model: nn.Module, h: int, w: int) -> float:
@@ -143,9 +143,9 @@ def _hooked_flops(model: nn.Module, h: int, w: int) -> float:
 
 
 def test_cmu_flops_at_368():
-    gflop = count_flops("cmu_vgg19", 368, 368) / 1e9
+    gflop = count_flops(_meta("cmu_vgg19"), 368, 368) / 1e9
     assert gflop == pytest.approx(272, rel=0.05)
-    assert count_flops(get_config("vgg19_3stage"), 368, 368) < 0.7 * gflop * 1e9
+    assert count_flops(_meta("vgg19_3stage"), 368, 368) < 0.7 * gflop * 1e9
 
 
 @pytest.mark.parametrize("name", ["cmu_vgg19", "small", "tiny"])
@@ -156,5 +156,5 @@ def test_analytic_flops_match_a_measured_forward(name, h, w):
 
 
 def test_pafnet_default_is_cmu():
-    assert PafNetConfig() == get_config("cmu_vgg19")
-    assert isinstance(_meta("cmu_vgg19"), PafNet)
+    assert CmuVggConfig() == get_config("cmu_vgg19")
+    assert isinstance(_meta("cmu_vgg19"), CmuVgg)

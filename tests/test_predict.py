@@ -1,12 +1,15 @@
-"""Predictor: preprocessing geometry, multi-scale averaging, batching (fake network)."""
+"""Predictor: preprocessing geometry, multi-scale and flip averaging, batching."""
 import numpy as np
 import pytest
 import torch
 
+from openpaf.benchmark import lively_init
 from openpaf.data.targets import render_targets
-from openpaf.predict import Predictor, resample_maps
+from openpaf.model import create_model
+from openpaf.predict import Predictor, resample_maps, unflip_maps
+from openpaf.skeleton import FLIP
 from openpaf.preprocess import geometry, prepare
-from openpaf.structures import InputNorm
+from openpaf.structures import InputNorm, Maps
 
 from conftest import person
 
@@ -31,8 +34,8 @@ class OracleNet(torch.nn.Module):
         kps[..., :2] = (kps[..., :2] + 0.5) * f - 0.5
         heat, paf = render_targets(kps, (x.shape[2] // 8, x.shape[3] // 8))
         b = x.shape[0]
-        return (torch.from_numpy(heat)[None].repeat(b, 1, 1, 1),
-                torch.from_numpy(paf)[None].repeat(b, 1, 1, 1))
+        return Maps(torch.from_numpy(heat)[None].repeat(b, 1, 1, 1),
+                    torch.from_numpy(paf)[None].repeat(b, 1, 1, 1))
 
 
 def blank():
@@ -104,3 +107,46 @@ def test_bad_settings_are_clear_errors():
         Predictor(OracleNet(), height=370, device="cpu")
     with pytest.raises(ValueError, match="scales"):
         Predictor(OracleNet(), scales=(0,), device="cpu")
+
+
+def _mirror(kps: np.ndarray, width: int) -> np.ndarray:
+    """Keypoints of the mirrored image: x -> width - 1 - x, left/right labels swapped."""
+    out = kps[:, list(FLIP)].copy()
+    out[..., 0] = width - 1 - out[..., 0]
+    return out
+
+
+def test_unflip_maps_of_a_mirrored_image_gives_the_original_maps():
+    kps = np.stack(TRUTH)
+    map_size = (IMAGE_H // 8, IMAGE_W // 8)
+    heat, paf = render_targets(kps, map_size)
+    heat_m, paf_m = render_targets(_mirror(kps, IMAGE_W), map_size)
+    mirrored = torch.from_numpy(np.concatenate([heat_m, paf_m]))[None]
+    back = unflip_maps(mirrored)[0].numpy()
+    np.testing.assert_allclose(back[:19], heat, atol=1e-5)
+    np.testing.assert_allclose(back[19:], paf, atol=1e-5)
+    # without the channel swap the arms would land on the wrong side
+    assert np.abs(np.flip(heat_m, -1) - heat).max() > 0.5
+
+
+def test_unflip_shift_resamples_by_a_fraction_of_a_cell():
+    maps = torch.zeros(1, 57, 2, 8)
+    maps[..., 3] = 1.0                                    # one column, mirrored: column 4
+    back = unflip_maps(maps, shift=0.25)[0, 0, 0]
+    np.testing.assert_allclose(back.numpy(), [0, 0, 0, 0, 0.75, 0.25, 0, 0], atol=1e-6)
+
+
+def test_flip_averages_the_plain_and_the_mirrored_pass(one_thread):
+    torch.manual_seed(0)
+    model = create_model("tiny").eval()
+    lively_init(model, 0)
+    image = np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    plain = Predictor(model, height=64, device="cpu", optimize=False)
+    flipped = Predictor(model, height=64, device="cpu", optimize=False, flip=True)
+    (h0, p0, _), = plain.maps([image])
+    (hm, pm, _), = plain.maps([np.ascontiguousarray(image[:, ::-1])])
+    back = unflip_maps(torch.from_numpy(np.concatenate([hm, pm]))[None])[0].numpy()
+    (hf, pf, _), = flipped.maps([image])
+    np.testing.assert_allclose(hf, (h0 + back[:19]) / 2, atol=1e-5)
+    np.testing.assert_allclose(pf, (p0 + back[19:]) / 2, atol=1e-5)
+    assert flipped.flip and not plain.flip

@@ -7,10 +7,10 @@ import torch
 from click.testing import CliRunner
 
 from cli.main import main
-from openpaf.checkpoint import load_checkpoint, read_checkpoint
+from openpaf.weights.checkpoint import load_checkpoint, read_checkpoint
 from openpaf.data.augment import AugmentParams
 from openpaf.data.coco import LSPET_LICENCE, DatasetSpec
-from openpaf.release import training_lineage
+from openpaf.weights.pack import training_lineage
 from openpaf.train import TrainConfig, train
 
 from test_data import synthetic_people

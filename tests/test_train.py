@@ -8,11 +8,12 @@ import torch
 from click.testing import CliRunner
 
 from cli.main import main
-from openpaf.checkpoint import load_checkpoint, read_checkpoint
+from openpaf.weights.checkpoint import load_checkpoint, read_checkpoint
 from openpaf.data.augment import AugmentParams
 from openpaf.data.coco import LSPET_LICENCE, DatasetSpec, MixSampler
 from openpaf.evaluate import evaluate
 from openpaf.predict import Predictor
+from openpaf.structures import Maps
 from openpaf.train import TrainConfig, paf_loss, train
 
 from conftest import COCO_TRAIN, require
@@ -124,7 +125,7 @@ def test_loss_is_masked_per_cell_and_channel():
     batch = {"pafs": torch.zeros(b, 38, h, w), "heatmaps": torch.zeros(b, 19, h, w),
              "mask": torch.ones(b, 1, h, w), "heat_weight": torch.ones(b, 19),
              "paf_weight": torch.ones(b, 38)}
-    out = [(torch.ones(b, 38, h, w), torch.ones(b, 19, h, w))] * 2
+    out = [Maps(heatmaps=torch.ones(b, 19, h, w), pafs=torch.ones(b, 38, h, w))] * 2
     total, per_stage = paf_loss(out, batch)
     assert per_stage.tolist() == [57 * h * w / 2] * 2 and float(total) == 57 * h * w
     batch["mask"][:, :, :2] = 0                                   # half the cells ignored

@@ -2,7 +2,7 @@
 manifest that records the whole training lineage and the accuracy measured on the packed
 weights themselves.
 
-    >>> from openpaf.release import pack
+    >>> from openpaf.weights.pack import pack
     >>> manifest = pack("runs/x/last.pt", "weights/default.pt",
     ...                 evals=[("coco/val.json", "coco/val")])
 
@@ -18,10 +18,10 @@ import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from . import __version__
+from .. import __version__
+from ..model import count_parameters
 from .checkpoint import (CheckpointError, PathLike, file_sha256, load_checkpoint,
                          read_checkpoint, save_checkpoint)
-from .model import count_parameters
 
 # Fields of a training run's ``train_config`` worth keeping in a shipped manifest.
 _RUN_FIELDS = ("recipe", "model", "optimizer", "lr", "schedule", "warmup_steps",
@@ -100,9 +100,11 @@ def pack(src: PathLike, dst: PathLike, *, evals: Sequence[tuple[str, str]] = (),
     """Write ``src``'s weights to ``dst`` for shipping; returns the new manifest.
 
     evals: ``(annotation JSON, images dir)`` pairs; each is scored with ``openpaf eval``'s
-    code (default settings: height 368, one scale, fp32) on the weights as written to
-    ``dst``, and the figures go into the manifest. manifest_json: also write the manifest
-    there (readable without torch).
+    code (the weights' default settings: their input height, flip, one scale, fp32) on
+    the weights as written to ``dst``, and the figures go into the manifest.
+    manifest_json: also write the manifest there (readable without torch). Weights not
+    made by ``openpaf train`` (imported or already packed) keep their manifest under
+    ``origin``: source, licence and conversion travel on.
     """
     loaded = load_checkpoint(src)
     old = loaded.manifest
@@ -114,7 +116,7 @@ def pack(src: PathLike, dst: PathLike, *, evals: Sequence[tuple[str, str]] = (),
         "created_by": f"openpaf {__version__} weights pack",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source": {"path": str(Path(src)), "sha256": file_sha256(src)},
-        "model": old.get("train_config", {}).get("model", ""),
+        "model": old.get("train_config", {}).get("model", "") or loaded.model.arch,
         "parameters": count_parameters(loaded.model),
         "storage": "fp16" if half else "fp32",
         "normalisation": old.get("normalisation", ""),
@@ -128,26 +130,27 @@ def pack(src: PathLike, dst: PathLike, *, evals: Sequence[tuple[str, str]] = (),
         "eval": [],
         "licence": old.get("licence", ""),
     }
-
+    if "train_config" not in old:
+        manifest["origin"] = old.get("origin", old)
 
     def save() -> None:         # the same weights each time; only the manifest grows
-        save_checkpoint(dst, loaded.model, loaded.config, normalisation=loaded.normalisation,
-                        manifest=manifest, half=half)
+        save_checkpoint(dst, loaded.model, normalisation=loaded.normalisation,
+                        pretrained=loaded.pretrained, manifest=manifest, half=half)
 
     save()
     if evals:                   # scored on the file as written (fp16 weights)
         manifest["eval"] = [eval_summary(r) for r in _evaluate_file(dst, evals, progress)]
         save()
     if manifest_json is not None:
-        from .io.writers import atomic_write_text
+        from ..io.writers import atomic_write_text
         atomic_write_text(manifest_json, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
 def _evaluate_file(path: PathLike, evals: Iterable[tuple[str, str]],
                    progress: bool) -> list[dict]:
-    from .evaluate import evaluate
-    from .predict import Predictor
+    from ..evaluate import evaluate
+    from ..predict import Predictor
     predictor = Predictor.from_checkpoint(str(path), device="cpu")
     return [evaluate(ann, images, predictor=predictor, progress=progress)
             for ann, images in evals]

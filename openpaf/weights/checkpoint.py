@@ -2,8 +2,10 @@
 
 A checkpoint is a ``torch.save``'d dict::
 
-    {"format": "openpaf", "version": 1,
-     "config": PafNetConfig.to_dict(),
+    {"format": "openpaf", "version": 2,
+     "arch": "cmu_vgg" | "lightweight" | ...,     # the network family (model.FAMILIES)
+     "config": <family config>.to_dict(),
+     "pretrained_cfg": PretrainedCfg.to_dict(),    # inference defaults (height, flip, ...)
      "skeleton": {"keypoints": [...], "limbs": [...], "paf_channels": [...]},
      "normalisation": InputNorm.to_dict(),
      "state_dict": {...},            # fp32, or fp16 when saved with half=True
@@ -12,9 +14,12 @@ A checkpoint is a ``torch.save``'d dict::
 
 Only plain Python containers, numbers, strings and tensors are stored, so it loads with
 ``torch.load(weights_only=True)``. Every problem is a one-line ``CheckpointError``.
+Version-1 files (before network families) have no ``arch``/``pretrained_cfg`` and load as
+the CMU VGG family with its defaults.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,14 +29,16 @@ from pathlib import Path
 from typing import Any, Union
 
 import torch
-from torch import nn
 
-from . import skeleton
-from .model import PafNet, PafNetConfig, count_parameters
-from .structures import InputNorm
+from .. import skeleton
+from ..model import (FamilyConfig, PafModel, PretrainedCfg, build_model, count_parameters,
+                     get_pretrained_cfg)
+from ..structures import InputNorm
 
 FORMAT = "openpaf"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+LEGACY_ARCH = "cmu_vgg"              # what version-1 files hold
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -43,12 +50,13 @@ class CheckpointError(ValueError):
 class LoadedModel:
     """A model restored from a checkpoint (``model`` is in eval mode)."""
 
-    model: PafNet
-    config: PafNetConfig
+    model: PafModel
+    config: FamilyConfig
     normalisation: InputNorm
     manifest: dict
     path: Path
     extra: dict = field(default_factory=dict)
+    pretrained: PretrainedCfg = PretrainedCfg()
 
 
 def skeleton_dict() -> dict:
@@ -79,21 +87,30 @@ def atomic_torch_save(obj: Any, path: PathLike) -> Path:
     return path
 
 
-def save_checkpoint(path: PathLike, model: nn.Module, config: PafNetConfig, *,
-                    normalisation: InputNorm, manifest: dict, half: bool = False,
-                    extra: dict | None = None) -> Path:
-    """Write ``model``'s weights + ``config`` + metadata to ``path`` atomically.
+def save_checkpoint(path: PathLike, model: PafModel, *, normalisation: InputNorm,
+                    manifest: dict, half: bool = False, extra: dict | None = None,
+                    pretrained: PretrainedCfg | None = None,
+                    variant: str | None = None) -> Path:
+    """Write ``model``'s weights, family and config + metadata to ``path`` atomically.
 
     ``half=True`` stores floating-point tensors as fp16 (half the size; loaded as fp32).
-    ``manifest`` and ``extra`` must hold only plain Python values and tensors.
+    Inference defaults stored: ``pretrained``, else the registered ``variant``'s, else
+    ``PretrainedCfg()``; always with ``normalisation``. ``manifest`` and ``extra`` hold
+    only plain values and tensors.
     """
+    if pretrained is None:
+        pretrained = get_pretrained_cfg(variant) if variant else PretrainedCfg()
+    pretrained = dataclasses.replace(pretrained, normalisation=normalisation)
     state = {}
     for k, v in model.state_dict().items():
         v = v.detach().cpu()
         state[k] = v.half() if half and v.is_floating_point() else v.clone()
-    ckpt = {"format": FORMAT, "version": VERSION, "config": config.to_dict(),
+    ckpt = {"format": FORMAT, "version": VERSION, "arch": model.arch,
+            "config": model.config.to_dict(), "pretrained_cfg": pretrained.to_dict(),
             "skeleton": skeleton_dict(), "normalisation": normalisation.to_dict(),
             "state_dict": state, "manifest": dict(manifest)}
+    if variant:
+        ckpt["variant"] = variant
     if extra is not None:
         ckpt["extra"] = extra
     return atomic_torch_save(ckpt, path)
@@ -132,9 +149,10 @@ def read_checkpoint(path: PathLike) -> dict:
         else:
             hint = "to use CMU's body_pose_model.pth run `openpaf weights import SRC -o DST.pt`"
         raise CheckpointError(f"{path}: not an openpaf checkpoint ({hint})")
-    if ckpt.get("version") != VERSION:
+    if ckpt.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')!r} is not "
-                              f"supported (this openpaf reads version {VERSION})")
+                              f"supported (this openpaf reads versions "
+                              f"{', '.join(map(str, READABLE_VERSIONS))})")
     missing = [k for k in ("config", "skeleton", "normalisation", "state_dict", "manifest")
                if k not in ckpt]
     if missing:
@@ -152,25 +170,28 @@ def read_checkpoint(path: PathLike) -> dict:
 def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> LoadedModel:
     """Build the model described by the checkpoint at ``path`` and load it strictly."""
     ckpt = read_checkpoint(path)
+    arch = ckpt.get("arch", LEGACY_ARCH)
     try:
-        config = PafNetConfig.from_dict(dict(ckpt["config"]))
         normalisation = InputNorm(**ckpt["normalisation"])
+        pretrained = (PretrainedCfg.from_dict(ckpt["pretrained_cfg"])
+                      if "pretrained_cfg" in ckpt
+                      else PretrainedCfg(normalisation=normalisation))
+        with torch.device("meta"):      # no random init: every tensor comes from the file
+            model = build_model(arch, ckpt["config"])
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: bad config or normalisation ({e})") from None
+        raise CheckpointError(f"{path}: bad arch, config or normalisation ({e})") from None
     state = ckpt["state_dict"]
     bad = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"{path}: state_dict has non-tensor entries {short_list(bad)}")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    with torch.device("meta"):          # no random init: every tensor comes from the file
-        model = PafNet(config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     check_state_dict(state, expected, f"{path}: state_dict does not match its config")
     model.load_state_dict(state, strict=True, assign=True)
     model.to(device).eval()
-    return LoadedModel(model=model, config=config, normalisation=normalisation,
+    return LoadedModel(model=model, config=model.config, normalisation=normalisation,
                        manifest=dict(ckpt["manifest"]), path=Path(path),
-                       extra=dict(ckpt.get("extra") or {}))
+                       extra=dict(ckpt.get("extra") or {}), pretrained=pretrained)
 
 
 def default_weights_path() -> Path:
@@ -199,15 +220,15 @@ def load_default(device: str | torch.device = "cpu") -> LoadedModel:
 
 def describe(loaded: LoadedModel) -> list[str]:
     """Human-readable summary lines: config, parameter count, normalisation, manifest."""
-    cfg = loaded.config
+    model, pre = loaded.model, loaded.pretrained
+    config = ", ".join(f"{k} {v}" for k, v in loaded.config.to_dict().items())
     lines = [f"file: {loaded.path}",
-             f"architecture: {cfg.stages} stages, VGG widths {list(cfg.trunk_widths)}, "
-             f"CPM {cfg.cpm_channels}, stage channels {cfg.stage_channels}, "
-             f"kernels {cfg.stage1_kernel}/{cfg.refine_kernel}, "
-             f"batch_norm {cfg.batch_norm}, stride {loaded.model.stride}",
-             f"outputs: {cfg.num_heatmaps} heatmaps, {cfg.num_pafs} PAFs",
-             f"parameters: {count_parameters(loaded.model):,}",
-             f"normalisation: {format_norm(loaded.normalisation)}"]
+             f"architecture: {model.arch} ({config}), stride {model.stride}",
+             f"outputs: {model.num_heatmaps} heatmaps, {model.num_pafs} PAFs",
+             f"parameters: {count_parameters(model):,}",
+             f"normalisation: {format_norm(loaded.normalisation)}",
+             f"defaults: height {pre.height}, pad value {pre.pad_value}, "
+             f"flip {'on' if pre.flip else 'off'}"]
     if loaded.manifest:
         lines.append("manifest:")
         for k, v in loaded.manifest.items():

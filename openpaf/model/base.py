@@ -1,0 +1,82 @@
+"""What every network family shares: ``FamilyConfig`` and the ``PafModel`` interface.
+
+A family is one file in this package with a config dataclass (``FamilyConfig``
+subclass, ``arch`` names the family) and a network (``PafModel`` subclass). Every family
+returns the same thing, so predict, export, train and benchmark never branch on it:
+``forward(x)`` gives one :class:`~openpaf.structures.Maps` ``(heatmaps, pafs)`` per stage.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..skeleton import NUM_HEATMAPS, NUM_PAFS
+from ..structures import Maps
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyConfig:
+    """Base of the per-family architecture configs (frozen dataclasses)."""
+
+    arch: ClassVar[str] = ""
+
+    def to_dict(self) -> dict:
+        """Plain dict (tuples become lists) for checkpoints and JSON."""
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FamilyConfig":
+        """Inverse of ``to_dict``; unknown keys raise ``ValueError``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} field(s): {unknown}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+class PafModel(nn.Module):
+    """A PAF network: ``(B, 3, H, W)`` normalised input -> ``list[Maps]``, one per stage.
+
+    Maps are at ``(H // stride, W // stride)``; heatmaps ``(B, 19, ., .)``, PAFs
+    ``(B, 38, ., .)``. Subclasses set ``config_cls`` and build their layers in
+    ``__init__(config)`` after calling ``super().__init__(config)``.
+    """
+
+    config_cls: ClassVar[type[FamilyConfig]] = FamilyConfig
+    #: Input-pixel coordinate of map cell 0's receptive-field centre (x and y). None:
+    #: ``(stride - 1) / 2``, right for VGG's 2x2 pools; 3x3 stride-2 convs with padding 1
+    #: (MobileNets) put it at 0.
+    cell_centre: ClassVar[float | None] = None
+
+    def __init__(self, config: FamilyConfig):
+        super().__init__()
+        if not isinstance(config, self.config_cls):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_cls.__name__}, "
+                            f"got {type(config).__name__}")
+        self.config = config
+        self.stride: int = 8
+        self.num_heatmaps: int = NUM_HEATMAPS
+        self.num_pafs: int = NUM_PAFS
+
+    @property
+    def arch(self) -> str:
+        return self.config_cls.arch
+
+    @property
+    def flip_shift(self) -> float:
+        """Map cells by which the maps of a mirrored input, mirrored back, sit to the right
+        of the plain maps: ``(stride - 1 - 2 * cell_centre) / stride`` (0 when symmetric)."""
+        centre = (self.stride - 1) / 2 if self.cell_centre is None else self.cell_centre
+        return (self.stride - 1 - 2 * centre) / self.stride
+
+    def forward(self, x: torch.Tensor) -> list[Maps]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> Maps:
+        """The last stage's ``Maps``, without gradients."""
+        return self.forward(x)[-1]
