@@ -93,9 +93,9 @@ class GraphWriter:
         return self.node(name, "Const", value=value)
 
     def batchnorm(self, scope, mod, y, w):
-        if mod.bn is not None:
+        if mod.norm is not None:
             stats = [np.zeros(0, np.float32)] * 2
-            params = [mod.bn.weight.detach().numpy(), mod.bn.bias.detach().numpy()]
+            params = [mod.norm.weight.detach().numpy(), mod.norm.bias.detach().numpy()]
             return self._fused_bn(scope, y, params + stats, True), w
         c = w.shape[0]
         gamma, var = self.rng.uniform(0.5, 2, c), self.rng.uniform(0.5, 2, c)
@@ -115,7 +115,7 @@ class GraphWriter:
         w = mod.conv.weight.detach().numpy()
         depthwise = mod.conv.groups > 1
         s = mod.conv.stride[0]
-        has_bn = mod.bn is not None or mod.conv.bias is not None
+        has_bn = mod.norm is not None or mod.conv.bias is not None
         w_tf = w
         if has_bn:
             pending = f"{scope}/{'depthwise' if depthwise else 'Conv2D'}"
@@ -174,7 +174,7 @@ def random_model(config: TfposeConfig, seed=0) -> TfposeMobilenetV2:
     model = TfposeMobilenetV2(config)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("bn.weight"):
+            if name.endswith("norm.weight"):
                 p.uniform_(0.5, 1.5)
             elif name.endswith("bias"):
                 p.normal_(0, 0.1)
@@ -332,7 +332,7 @@ def real_graph():
 def test_real_graph_matches_tensorflow(real_graph, one_thread):
     ref = np.load(FIXTURE)
     info = json.loads(str(ref["info"]))
-    assert real_graph.manifest["source"]["sha256"] == info["graph_sha256"]
+    assert real_graph.manifest["source_sha256"] == info["graph_sha256"]
     assert real_graph.variant == "tfpose_mobilenet_v2_small"
     for i, case in enumerate(info["cases"]):
         x = torch.from_numpy(ref[f"input_{i}"]).permute(2, 0, 1)[None].float()

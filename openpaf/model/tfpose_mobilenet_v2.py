@@ -21,7 +21,7 @@ folded into the conv bias.
 
 Keys: ``trunk.conv.*``, ``trunk.blocks.{i}.{expand,depthwise,project}.*`` (i = layer - 2),
 ``stages.{s}.{paf,heatmap}.{j}.{depthwise,pointwise}.conv.*``; trunk units carry
-``bn.{weight,bias}`` with ``trunk_norm="image"`` and ``conv.bias`` otherwise.
+``norm.{weight,bias}`` with ``trunk_norm="image"`` and ``conv.bias`` otherwise.
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-@dataclass
+@dataclass(frozen=True)
 class TfposeConfig(FamilyConfig):
     """tf-pose's ``Mobilenetv2Network(conv_width=width_mult, conv_width2=refine_width)``."""
 
@@ -97,9 +97,31 @@ def tf_same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
     return F.pad(x, pads)
 
 
+class ImageNorm(nn.Module):
+    """BatchNorm with each image's own statistics (TF ``FusedBatchNorm(is_training=True)``
+    at batch size 1): ``(B, C, H, W)``, biased variance over ``H, W``, affine ``weight``
+    and ``bias`` ``(C,)``. Keeps the input's memory format (channels_last stays so)."""
+
+    def __init__(self, channels: int, eps: float = BN_EPS):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+        scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
+        return x * scale + (self.bias.view(1, -1, 1, 1) - mean * scale)
+
+
 class TfConvAct(ConvAct):
-    """``ConvAct`` with TF ``SAME`` padding; ``norm``: ``"image"`` (BN with the image's own
-    statistics, affine ``bn.*``), ``"folded"`` (conv bias) or ``None`` (no bias)."""
+    """``ConvAct`` with TF ``SAME`` padding (asymmetric at stride 2) and ``norm``:
+    ``"image"`` (BN with the image's own statistics: affine ``norm.*``, no conv bias),
+    ``"folded"`` (constant BN folded: conv bias) or ``None`` (no bias).
+
+    The per-image norm is kept out of ``ConvAct.bn``, which ``fold_batchnorm`` folds with
+    running statistics this norm does not have.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1,
                  stride: int = 1, groups: int = 1, act: str | None = None,
@@ -107,15 +129,17 @@ class TfConvAct(ConvAct):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride,
                          groups=groups, padding=0 if stride > 1 else None, act=act,
                          bias=norm == "folded")
-        if norm == "image":
-            self.bn = nn.InstanceNorm2d(out_channels, eps=BN_EPS, affine=True)
+        self.norm = ImageNorm(out_channels) if norm == "image" else None
         self.tf_act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stride = self.conv.stride[0]
         if stride > 1:
             x = tf_same_pad(x, self.conv.kernel_size[0], stride)
-        return super().forward(x)
+        x = self.conv(x)
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.act(x) if self.act is not None else x
 
 
 class InvertedResidual(nn.Module):

@@ -11,6 +11,7 @@ attributes. Every problem is a one-line ``CheckpointError`` naming the node.
 """
 from __future__ import annotations
 
+import datetime
 import mmap
 import re
 from dataclasses import dataclass
@@ -19,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...model.tfpose_mobilenet_v2 import (BN_EPS, TAPS, TFPOSE_VARIANTS, TRUNK_BLOCKS,
-                                          TfposeConfig, TfposeMobilenetV2)
-from ...structures import InputNorm
-from ..checkpoint import CheckpointError, file_sha256
+from ... import __version__
+from ...model.tfpose_mobilenet_v2 import (BN_EPS, TAPS, TFPOSE_PRETRAINED, TFPOSE_VARIANTS,
+                                          TRUNK_BLOCKS, TfposeConfig, TfposeMobilenetV2)
+from ..checkpoint import CheckpointError, file_sha256, format_norm
 from . import Imported, WeightFormat, register_format
 from .graphdef import Node, looks_like_graphdef, read_graphdef
 
@@ -222,14 +223,15 @@ def _multiplier(g: _Graph, node: str, widths: tuple, widths_of) -> float:
 
 def infer_config(g: _Graph, units: dict[str, Unit]) -> TfposeConfig:
     """Multipliers from the weight shapes, trunk norm from the BNs, resize from the graph."""
-    trunk = [u for u in units.values() if u.module.startswith("trunk.")]
-    if len({u.bn is not None for u in trunk}) != 1:
-        raise g.error(trunk[0].node, "the trunk mixes training-mode and constant BatchNorm")
     heads = ["trunk.conv"] + [f"trunk.blocks.{i}.project" for i in range(len(TRUNK_BLOCKS))]
     widths = tuple(_unit(g, units, m).weight.shape[0] for m in heads)
     width = _multiplier(g, units["trunk.conv"].node, widths,
                         lambda m: TfposeConfig(width_mult=m).trunk_widths())
-    stages = 1 + max(int(m.split(".")[1]) for m in units if m.startswith("stages."))
+    trunk = [u for u in units.values() if u.module.startswith("trunk.")]
+    if len({u.bn is not None for u in trunk}) != 1:
+        raise g.error(trunk[0].node, "the trunk mixes training-mode and constant BatchNorm")
+    stages = 1 + max((int(m.split(".")[1]) for m in units if m.startswith("stages.")),
+                     default=0)
     refine = tuple(_unit(g, units, f"stages.0.paf.{j}.pointwise").weight.shape[0]
                    for j in (0, 3))
     refine_width = _multiplier(g, units["stages.0.paf.0.pointwise"].node, refine,
@@ -265,8 +267,8 @@ def feature_concat(g: _Graph, units: dict[str, Unit]) -> Node:
 
 def _expect_concat(g: _Graph, node: Node, expected: list[str]) -> None:
     """``node`` is a channel ConcatV2 of exactly ``expected`` (labels, in order)."""
-    got = [_label(g, t) for t in node.inputs[:-1]]
-    if node.op != "ConcatV2" or got != expected or g.const(node.inputs[-1], node.name) != 3:
+    got = [_label(g, t) for t in node.inputs[:-1]] if node.op == "ConcatV2" else [node.op]
+    if got != expected or float(g.const(node.inputs[-1], node.name)) != 3:
         raise g.error(node.name, f"{node.op} of {got}, expected a channel concat of "
                                  f"{expected}")
 
@@ -301,7 +303,7 @@ def state_dict(g: _Graph, units: dict[str, Unit], model: TfposeMobilenetV2) -> d
                                   f"{u.module} of the inferred model")
         entries = {"conv.weight": u.weight, "conv.bias": u.bias}
         if u.bn is not None:
-            entries.update({"bn.weight": u.bn[0], "bn.bias": u.bn[1]})
+            entries.update({"norm.weight": u.bn[0], "norm.bias": u.bn[1]})
         for key, value in entries.items():
             key = f"{u.module}.{key}"
             if value is None and key not in expected:
@@ -321,15 +323,21 @@ def state_dict(g: _Graph, units: dict[str, Unit], model: TfposeMobilenetV2) -> d
 def manifest(path: Path, config: TfposeConfig) -> dict:
     """Provenance of an imported graph: source file, licence, what the conversion did."""
     return {
-        "source": {"format": "tf-graph", "files": [path.name], "sha256": file_sha256(path),
-                   "release": "tf-pose-estimation frozen graph (ildoonet/tf-pose-estimation)"},
+        "source": str(path.resolve()),
+        "source_sha256": file_sha256(path),
+        "source_format": "tf-pose-estimation frozen TensorFlow graph (graph_opt.pb)",
         "licence": LICENCE,
+        "normalisation": format_norm(TFPOSE_PRETRAINED.normalisation),
         "conversion": (
-            "GraphDef decoded without TensorFlow from 'image' to 'Openpose/concat_stage7'; "
-            "constant-statistics FusedBatchNorm folded into the convs; training-mode trunk "
-            f"BatchNorm kept as per-image normalisation (trunk_norm={config.trunk_norm}); "
-            f"ResizeBilinear {config.resize}; multipliers from the weight shapes "
-            f"(width {config.width_mult}, refine {config.refine_width})")}
+            "GraphDef read without TensorFlow from 'image' to 'Openpose/concat_stage7'; "
+            "constant-statistics FusedBatchNorm folded into the convs; training-mode "
+            f"trunk BatchNorm kept as per-image normalisation (trunk_norm="
+            f"{config.trunk_norm}); ResizeBilinear {config.resize}; multipliers from the "
+            f"weight shapes (width {config.width_mult}, refine {config.refine_width})"),
+        "created_by": f"openpaf {__version__} weights import",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"),
+    }
 
 
 def variant_of(config: TfposeConfig) -> str | None:
@@ -344,6 +352,7 @@ class TfGraphFormat(WeightFormat):
     """tf-pose-estimation MobileNetV2 frozen graphs (``graph_opt.pb``)."""
 
     name = "tf-graph"
+    description = "tf-pose-estimation MobileNetV2 frozen graph, graph_opt.pb"
 
     def sniff(self, path: Path, head: bytes) -> bool:
         """A GraphDef (by its first bytes) with tf-pose's ``Openpose/`` nodes in it."""
@@ -360,8 +369,11 @@ class TfGraphFormat(WeightFormat):
         check_wiring(g, units, config.stages)
         model = TfposeMobilenetV2(config)
         model.load_state_dict(state_dict(g, units, model))
-        return Imported(model.eval(), InputNorm("BGR", 1.0, 0.0), manifest(path, config),
-                        variant=variant_of(config))
+        notes = ["trunk BatchNorm runs in training mode in this graph: normalised with each "
+                 "image's own statistics, as TensorFlow does at batch size 1"] \
+            if config.trunk_norm == "image" else []
+        return Imported(model.eval(), TFPOSE_PRETRAINED.normalisation,
+                        manifest(path, config), variant=variant_of(config), notes=notes)
 
 
 register_format(TfGraphFormat())
