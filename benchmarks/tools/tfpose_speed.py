@@ -24,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from openpaf.benchmark import _cpu_model  # noqa: E402
 from openpaf.predict import Predictor  # noqa: E402
 from openpaf.preprocess import geometry, prepare  # noqa: E402
 from openpaf.weights.formats import detect_format  # noqa: E402
@@ -74,7 +75,7 @@ def main() -> None:
     imported = detect_format(args.graph).read(args.graph)
     images = [cv2.imread(str(f)) for f in sorted(args.images.glob("*.jpg"))[:args.count]]
     report = {"graph": args.graph.name, "height": args.height, "images": len(images),
-              "repeats": args.repeats, "torch": torch.__version__,
+              "repeats": args.repeats, "cpu": _cpu_model()[0], "torch": torch.__version__,
               "threads": torch.get_num_threads(), "loadavg_start": os.getloadavg()}
     for precision in ("fp32", "bf16"):
         report[f"openpaf_{precision}_ms_median"] = float(np.median(
