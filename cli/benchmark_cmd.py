@@ -23,6 +23,16 @@ def _sizes(ctx, param, value):
               help="Time every pipeline stage and the end-to-end rate (default).")
 @click.option("--cpu-paths", "mode", flag_value="cpu-paths",
               help="Compare CPU execution paths of one model's forward pass instead.")
+@click.option("--runtimes", "runtimes", default=None, metavar="LIST",
+              help="Compare runtimes on the same weights in one interleaved run instead: "
+                   "comma-separated subset of torch, torch-bf16, onnxruntime, openvino, "
+                   "openvino-ir ('all' for every one); see also --heights, --openvino-ir.")
+@click.option("--heights", default="", callback=_ints,
+              help="With --runtimes: input heights to time, e.g. 256,368,456 (default: "
+                   "the weights' own).")
+@click.option("--openvino-ir", "openvino_ir", type=click.Path(dir_okay=False), default=None,
+              help="With --runtimes: the IR that openvino-ir runs as it is (default: Intel's "
+                   "INT8 human-pose-estimation-0001 in ../shared/models).")
 @click.option("--model", default="cmu_vgg19", show_default=True,
               help="Registered model, randomly initialised (ignored with --weights).")
 @model_options
@@ -60,7 +70,7 @@ def _sizes(ctx, param, value):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report here.")
-def benchmark(mode, model, weights, height, scales, flip, device, preset, backend, precision,
+def benchmark(mode, runtimes, heights, openvino_ir, model, weights, height, scales, flip, device, preset, backend, precision,
               images, max_images, people, warmup, repeats, decode_repeats, batch, no_optimize,
               threads, no_network, ann, sizes, paths, seed, json_path):
     """Measure speed: per-stage pipeline times, FPS, GFLOP/s and decoder crowd scaling.
@@ -72,7 +82,15 @@ def benchmark(mode, model, weights, height, scales, flip, device, preset, backen
     from openpaf.weights import CheckpointError
     say = lambda msg: click.echo(msg, err=True)  # noqa: E731
     try:
-        if mode == "cpu-paths":
+        if runtimes:
+            chosen = bm.RUNTIMES if runtimes == "all" else tuple(
+                r.strip() for r in runtimes.split(",") if r.strip())
+            paths_ = (bm.list_images(images or bm.default_images_dir(), max_images))
+            report = bm.compare_runtimes(paths_, weights, runtimes=chosen,
+                                         heights=heights or (height,), ir=openvino_ir,
+                                         repeats=repeats, flip=flip, progress=say)
+            text = bm.format_runtimes(report)
+        elif mode == "cpu-paths":
             chosen = tuple(p.strip() for p in paths.split(",")) if paths else bm.CPU_PATHS
             if threads is not None:
                 import torch

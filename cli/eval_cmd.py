@@ -22,9 +22,16 @@ from .options import load_predictor, model_options
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report (AP table, decode_ms, failure classes) here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def eval_cmd(ann, images, weights, height, scales, flip, device, preset, backend, precision,
-             oracle, oracle_noise, max_images, json_path, quiet):
-    """Evaluate keypoint AP (COCOeval, OKS) on a COCO-format annotation file."""
+@click.option("--strict", is_flag=True,
+              help="Refuse to score when an image cannot be read (default: leave it and "
+                   "its people out of the score, say so, and exit with code 2).")
+@click.pass_context
+def eval_cmd(ctx, ann, images, weights, height, scales, flip, device, preset, backend, precision,
+             oracle, oracle_noise, max_images, json_path, quiet, strict):
+    """Evaluate keypoint AP (COCOeval, OKS) on a COCO-format annotation file.
+
+    Exit codes: 0 scored; 1 error (bad file, no readable image); 2 scored, but some
+    images were unreadable and left out."""
     from openpaf.evaluate import ORACLE_HEIGHT, evaluate, format_report
     from openpaf.io.writers import atomic_write_text
     predictor = None
@@ -39,7 +46,7 @@ def eval_cmd(ann, images, weights, height, scales, flip, device, preset, backend
                           decode_params=preset if oracle else None,
                           height=ORACLE_HEIGHT if height is None else height,
                           max_images=max_images, oracle_noise=oracle_noise,
-                          progress=not quiet)
+                          progress=not quiet, strict=strict)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc))
     if predictor is not None:
@@ -48,3 +55,5 @@ def eval_cmd(ann, images, weights, height, scales, flip, device, preset, backend
     if json_path:
         atomic_write_text(json_path, json.dumps(report, indent=2))
         click.echo(f"report written to {json_path}")
+    if report.get("unreadable_images"):
+        ctx.exit(2)

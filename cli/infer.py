@@ -6,11 +6,13 @@ from pathlib import Path
 
 import click
 
+from openpaf.io.writers import KEYPOINT_SCALES, MAPS_FORMATS, OPENPOSE_LAYOUTS, OpenPoseFormat
 from openpaf.runner import InferOptions
 
 from .options import load_predictor, model_options
 
 _DEFAULTS = InferOptions()
+_OPENPOSE = _DEFAULTS.openpose
 JSON_FORMATS = ("openpose", "jsonl", "coco")
 COCO_RESULTS = "coco_results.json"
 
@@ -92,6 +94,46 @@ def _launcher_device(device: str) -> str:
               help="Write the COCO keypoint results here (implies --json-format coco).")
 @click.option("--jsonl", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also stream one JSON line per frame of the whole run to this file.")
+@click.option("--openpose-layout", type=click.Choice(OPENPOSE_LAYOUTS),
+              default=_OPENPOSE.layout, show_default=True,
+              help="Keypoint order of pose_keypoints_2d in the OpenPose JSON and JSONL. "
+                   "coco18: our 18 points, as OpenPose --model_pose COCO writes them (tools "
+                   "made for COCO-18 OpenPose output, e.g. ControlNet pose editors). body25: "
+                   "OpenPose's default BODY_25 order, 25 points, mid-hip (8) = mean of the "
+                   "hips, the six foot points zeros; what BODY_25 readers expect: "
+                   "pose-format's load_openpose_directory, SMPLify-X and most code written "
+                   "for a default OpenPose run.")
+@click.option("--keypoint-scale", type=click.Choice(list(KEYPOINT_SCALES)),
+              default=_OPENPOSE.keypoint_scale, show_default=True,
+              help="Coordinates in the OpenPose JSON and JSONL: pixels, unit [0, 1] or "
+                   "signed-unit [-1, 1] (OpenPose --keypoint_scale 0 / 3 / 4: x / (width - "
+                   "1), y / (height - 1)); missing points stay 0, 0, 0.")
+@click.option("--part-candidates", is_flag=True,
+              help="Also write every keypoint candidate (heatmap peak) before people are "
+                   "assembled, as OpenPose --part_candidates: \"part_candidates\": "
+                   "[{\"0\": [x, y, score, ...], ...}] in the JSON and JSONL.")
+@click.option("--write-json", "json_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, metavar="DIR",
+              help="Write <name>_keypoints.json here instead of OUTPUT, so this folder holds "
+                   "only keypoint files (OpenPose --write_json; readers like pose-format "
+                   "load every file in the folder).")
+@click.option("--number-people-max", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Keep the N highest-scoring people per frame (OpenPose "
+                   "--number_people_max). [default: all]")
+@click.option("--render-threshold", type=click.FloatRange(min=0.0),
+              default=_DEFAULTS.render_threshold, show_default=True, metavar="T",
+              help="Do not draw keypoints with confidence <= T, nor limbs touching one "
+                   "(OpenPose --render_threshold, 0.05 there); 0 draws every found point.")
+@click.option("--write-maps", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR",
+              help="Save each frame's heatmaps (19) and PAFs (38) at network resolution in "
+                   "DIR: <name>_heatmaps/_pafs.npy (float16) or .png strips (--maps-format), "
+                   "with <name>_maps.json (image size, pixels per map cell). OpenPose "
+                   "--write_heatmaps.")
+@click.option("--maps-format", type=click.Choice(MAPS_FORMATS), default=_DEFAULTS.maps_format,
+              show_default=True,
+              help="--write-maps files: npy (float16 arrays) or png (channels side by side; "
+                   "heatmap = v/255, PAF = v/127.5 - 1).")
 @click.option("--track", is_flag=True,
               help="Stable person ids across the frames of each video/webcam (a fresh "
                    "tracker per stream) and across the sorted images of each folder/glob; "
@@ -117,8 +159,10 @@ def _launcher_device(device: str) -> str:
 @click.pass_context
 def infer(ctx, inputs, output, weights, height, scales, flip, device, preset, backend, precision,
           json_formats,
-          no_json, no_render, coco_json, jsonl, track, smooth, skip_existing, every,
-          max_frames, shard, recursive, quiet):
+          no_json, no_render, coco_json, jsonl, openpose_layout, keypoint_scale,
+          part_candidates, json_dir, number_people_max, render_threshold, write_maps,
+          maps_format, track, smooth, skip_existing, every, max_frames, shard, recursive,
+          quiet):
     """Detect people in INPUTS and write OpenPose-style JSON and rendered outputs.
 
     INPUTS are image files, folders of images, quoted glob patterns ("frames/*.png"),
@@ -149,6 +193,9 @@ def infer(ctx, inputs, output, weights, height, scales, flip, device, preset, ba
       130 interrupted (Ctrl-C); outputs written so far are complete
     """
     formats = json_formats or ("openpose",)
+    if json_dir is not None and (no_json or "openpose" not in formats):
+        raise click.UsageError("--write-json writes OpenPose JSON: drop --no-json and keep "
+                               "openpose in --json-format")
     if coco_json is None and "coco" in formats:
         coco_json = output / COCO_RESULTS
     world = _env_int("WORLD_SIZE")
@@ -162,19 +209,28 @@ def infer(ctx, inputs, output, weights, height, scales, flip, device, preset, ba
                                stream_jsonl="jsonl" in formats, coco_json=coco_json,
                                jsonl=jsonl, skip_existing=skip_existing, every=every,
                                max_frames=max_frames, recursive=recursive, track=track,
-                               smooth=smooth, shard=shard)
+                               smooth=smooth, shard=shard, json_dir=json_dir,
+                               openpose=OpenPoseFormat(openpose_layout, keypoint_scale,
+                                                       part_candidates),
+                               number_people_max=number_people_max,
+                               render_threshold=render_threshold, write_maps=write_maps,
+                               maps_format=maps_format)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     predict = _build_predictor(weights, device=_launcher_device(device), height=height,
                                scales=scales, flip=flip, decode_params=preset, backend=backend,
-                               precision=None if precision == "fp32" else precision)
+                               precision=None if precision == "fp32" else precision,
+                               keep_maps=write_maps is not None)
     from openpaf.runner import run_inference
     if not quiet and getattr(predict, "weights_path", None) is not None:
         from openpaf.weights.checkpoint import weights_summary
         click.echo(f"model: {weights_summary(predict.weights_path, predict.manifest)}",
                    err=True)
+    from openpaf.io.paths import OutputError
     try:
         summary = run_inference(predict, list(inputs), options, progress=not quiet)
+    except OutputError as e:
+        raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"cannot write outputs: {e}") from None
     if not quiet:

@@ -11,7 +11,7 @@ def parse_scales(ctx, param, value):
         scales = tuple(float(s) for s in str(value).split(",") if s.strip())
     except ValueError:
         raise click.BadParameter("use comma-separated numbers, e.g. 0.5,1,1.5,2")
-    if not scales or any(s <= 0 for s in scales):
+    if not scales or not all(0 < s < float("inf") for s in scales):
         raise click.BadParameter("scales must be positive numbers")
     return scales
 
@@ -47,9 +47,12 @@ def model_options(f):
                      show_default=True,
                      help="Decoder settings: cvpr2017 (the paper's) or openpose (C++ "
                           "defaults)."),
-        click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default=None,
+        click.option("--backend", type=click.Choice(["torch", "onnxruntime", "openvino"]),
+                     default=None,
                      help="Runtime. Default: onnxruntime for .onnx weights (from `openpaf "
-                          "export --onnx`), torch otherwise."),
+                          "export --onnx`), torch otherwise. openvino (pip install "
+                          "openpaf[openvino]) runs the weights on OpenVINO's CPU plugin; "
+                          "an OpenVINO IR .xml runs as it is (INT8 for Intel's model)."),
         click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
                      default="fp32", show_default=True,
                      help="Network precision (torch backend). bf16 is several times "

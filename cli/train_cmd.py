@@ -96,7 +96,7 @@ def train(data, val, out, recipe, resume, stop_after, show_samples, num_samples,
         out = out or str(Path("runs") / config.recipe)
         result = run(config, specs, out, val=val, resume=resume, halt_after=stop_after,
                      progress=not quiet, log=click.echo)
-    except (CheckpointError, ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc))
+    except (CheckpointError, ValueError, OSError, FloatingPointError) as exc:
+        raise click.ClickException(" ".join(str(exc).split()))
     if result.best_ap >= 0:
         click.echo(f"best val AP {result.best_ap:.4f} (best.pt)")

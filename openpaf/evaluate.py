@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .data.records import annotation_problem, read_coco
 from .data.targets import TargetParams, render_targets
 from .decode import DecodeParams, decode, get_params
 from .preprocess import geometry
@@ -34,12 +35,17 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def load_ground_truth(ann_file: str | Path):
-    """A pycocotools ``COCO`` object (its prints silenced), with a clear missing-file error."""
-    from pycocotools.coco import COCO
-    if not Path(ann_file).is_file():
-        raise FileNotFoundError(f"annotation file not found: {ann_file}")
-    return _quiet(COCO, str(ann_file))
+def load_ground_truth(ann_file: str | Path, check_annotations: bool = False):
+    """A pycocotools ``COCO`` object of a checked file (``data.records.read_coco``).
+    check_annotations: also refuse the file when an annotation is unusable
+    (``annotation_problem``: keypoints, box), naming the first and the count."""
+    coco = read_coco(ann_file)
+    if check_annotations:
+        bad = [p for p in map(annotation_problem, coco.anns.values()) if p]
+        if bad:
+            raise ValueError(f"{ann_file}: {len(bad)} unusable annotation(s), first "
+                             f"{bad[0]}")
+    return coco
 
 
 def gt_keypoints(coco, image_id: int) -> np.ndarray:
@@ -137,34 +143,50 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
              oracle: bool = False, decode_params: DecodeParams | str | None = None,
              height: int = ORACLE_HEIGHT, target: TargetParams = TargetParams(),
              max_images: int | None = None, oracle_noise: float = 0.0, seed: int = 0,
-             progress: bool = True) -> dict:
+             progress: bool = True, strict: bool = False) -> dict:
     """Evaluate on a COCO keypoint file; returns the report dict (see module doc).
 
     Oracle mode needs no images or network; model mode needs ``images_dir`` and a
     ``Predictor``. ``oracle_noise`` adds seeded Gaussian noise of that std to the oracle
-    maps (a crude stand-in for an imperfect network, to test decoder robustness). ``decode_ms`` covers everything from stride-8 maps to people (map
-    resampling across scales included, network excluded).
+    maps (a crude stand-in for an imperfect network, to test decoder robustness).
+    ``decode_ms`` covers everything from stride-8 maps to people (map resampling across
+    scales included, network excluded).
+
+    Unreadable images (missing files are found before anything is predicted) are left out
+    of the score, their ground truth included, and listed in ``unreadable_images``;
+    ``strict=True`` refuses them instead. ``ValueError`` (one line) also for: no image
+    readable, no image or no annotated person to score, an unusable annotation,
+    ``max_images < 1``, a negative ``oracle_noise``.
     """
-    coco = load_ground_truth(ann_file)
+    if max_images is not None and max_images < 1:
+        raise ValueError(f"max_images must be >= 1, got {max_images}")
+    if not oracle_noise >= 0:
+        raise ValueError(f"oracle_noise must be >= 0, got {oracle_noise}")
+    coco = load_ground_truth(ann_file, check_annotations=True)
+    image_ids = sorted(coco.getImgIds())[:max_images]
+    if not image_ids:
+        raise ValueError(f"{ann_file}: no images to evaluate")
+    failed: dict[int, str] = {}
     if not oracle:
         if predictor is None or images_dir is None:
             raise ValueError("model evaluation needs images_dir and a predictor "
                              "(or oracle=True)")
         from .io.sources import ImageLoadError, load_image
+        failed = {i: f"{Path(images_dir) / coco.imgs[i]['file_name']}: no such file"
+                  for i in image_ids
+                  if not (Path(images_dir) / coco.imgs[i]["file_name"]).is_file()}
+        _unreadable(failed, len(image_ids), images_dir, strict)
     params = (predictor.params if predictor is not None and decode_params is None
               else decode_params if isinstance(decode_params, DecodeParams)
               else get_params(decode_params))
-    image_ids = sorted(coco.getImgIds())[:max_images]
-    results, decode_ms, network_ms, failed = [], [], [], []
-    people = 0
+    results, decode_ms, network_ms = [], [], []
     rng = np.random.default_rng(seed)
-    for image_id in tqdm(image_ids, desc="eval", unit="img", disable=not progress):
+    for image_id in tqdm([i for i in image_ids if i not in failed], desc="eval", unit="img",
+                         disable=not progress):
         info = coco.loadImgs(image_id)[0]
-        truth = gt_keypoints(coco, image_id)
-        people += len(truth)
         if oracle:
             geo = geometry((info["width"], info["height"]), height)
-            heat, paf = oracle_maps(truth, geo, target)
+            heat, paf = oracle_maps(gt_keypoints(coco, image_id), geo, target)
             if oracle_noise > 0:
                 heat = heat + rng.normal(0, oracle_noise, heat.shape).astype(np.float32)
                 paf = paf + rng.normal(0, oracle_noise, paf.shape).astype(np.float32)
@@ -176,18 +198,25 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
             try:
                 image = load_image(path)
             except ImageLoadError as exc:
-                failed.append(f"{path}: {exc}")
+                failed[image_id] = f"{path}: {exc}"
+                _unreadable(failed, len(image_ids), images_dir, strict)
                 continue
             det = predictor(image)
             t = predictor.last_timings
             decode_ms.append(t["resize"] + t["peaks"] + t["limbs"] + t["assembly"])
             network_ms.append(t["network"])
         results.extend(coco_results(image_id, det))
-    stats, ev = coco_stats(coco, results, image_ids)
+    _unreadable(failed, len(image_ids), images_dir, strict, done=True)
+    scored = [i for i in image_ids if i not in failed]
+    people = sum(len(gt_keypoints(coco, i)) for i in scored)
+    if not people:
+        raise ValueError(f"{ann_file}: no annotated people in the {len(scored)} images "
+                         "to score")
+    stats, ev = coco_stats(coco, results, scored)
     report = {k: round(v, 4) for k, v in stats.items()}
     report.update(
-        images=len(image_ids), people=people, detections=len(results),
-        decode_ms=_ms_summary(decode_ms), failures=failure_classes(coco, ev, image_ids),
+        images=len(scored), people=people, detections=len(results),
+        decode_ms=_ms_summary(decode_ms), failures=failure_classes(coco, ev, scored),
         mode=("oracle" if oracle else "model"), annotations=str(ann_file),
         settings={"height": height if oracle else predictor.height,
                   "scales": [1.0] if oracle else list(predictor.scales),
@@ -199,8 +228,18 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
         report["settings"]["oracle_noise"] = oracle_noise
     else:
         report["network_ms"] = _ms_summary(network_ms)
-        report["unreadable_images"] = failed
+        report["unreadable_images"] = list(failed.values())
     return report
+
+
+def _unreadable(failed: dict, total: int, images_dir, strict: bool,
+                done: bool = False) -> None:
+    """Raise ``ValueError`` when unreadable images are refused (``strict``) or, once
+    ``done``, when none was readable."""
+    if failed and (strict or (done and len(failed) == total)):
+        first = next(iter(failed.values()))
+        raise ValueError(f"{len(failed)} of {total} images unreadable in {images_dir} "
+                         f"(first: {first}); no score recorded")
 
 
 def format_report(report: dict) -> str:
@@ -218,6 +257,8 @@ def format_report(report: dict) -> str:
     lines.append(f"missed people: {f['missed']} (fewer than 4 keypoints {f['few_keypoints']}, "
                  f"no neck {f['no_neck']}, other {f['other']}); found but imprecise "
                  f"(OKS < 0.75): {f['imprecise']}")
-    if report.get("unreadable_images"):
-        lines.append(f"unreadable images: {len(report['unreadable_images'])}")
+    bad = report.get("unreadable_images")
+    if bad:
+        lines.append(f"unreadable images: {len(bad)}, left out of the score with their "
+                     f"people (first: {bad[0]})")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -16,7 +17,7 @@ from .decode.peaks import peaks_from_candidates
 from .model import PretrainedCfg, fold_batchnorm
 from .preprocess import Geometry, geometry, prepare
 from .skeleton import FLIP, LIMB_FLIP, NUM_KEYPOINTS, NUM_PAFS, PAF_CHANNELS
-from .structures import Detections, InputNorm
+from .structures import Detections, ImageMaps, InputNorm
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -83,6 +84,7 @@ def unflip_maps(maps: torch.Tensor, shift: float = 0.0) -> torch.Tensor:
 
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -104,6 +106,16 @@ def optimize_model(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
     if any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()):
         model = fold_batchnorm(model)
     return model.to(memory_format=torch.channels_last), True
+
+
+def _openvino_model(loaded, device: torch.device):
+    """``OpenVinoModel`` for loaded weights: an IR file runs as it is, others are converted."""
+    from .runtime.openvino import OpenVinoModel
+    if device.type != "cpu":
+        raise ValueError("the openvino backend runs on the CPU: use --device cpu")
+    if str(loaded.path).lower().endswith(".xml"):
+        return OpenVinoModel.from_ir(loaded.path, loaded.pretrained, loaded.model.flip_shift)
+    return OpenVinoModel.from_torch(loaded.model, loaded.pretrained)
 
 
 def find_peaks_torch(heatmaps: torch.Tensor, threshold: float = 0.1, *, max_peaks: int = 64,
@@ -152,6 +164,7 @@ class Predictor:
         channels_last); the caller's module may have its memory format changed.
     gpu_peaks: find peaks where the maps are (``find_peaks_torch``) and copy only the
         PAFs and the peaks to the CPU; None: on for CUDA devices. Same people either way.
+    keep_maps: attach each image's maps to its ``Detections.maps`` (e.g. to save them).
     """
 
     def __init__(self, model: torch.nn.Module, normalisation: InputNorm | None = None, *,
@@ -161,14 +174,17 @@ class Predictor:
                  decode_params: DecodeParams | str | None = None,
                  device: str | torch.device | None = "auto", max_side: int | None = 4096,
                  precision: str = "fp32", optimize: bool = True,
-                 gpu_peaks: bool | None = None):
+                 gpu_peaks: bool | None = None, keep_maps: bool = False):
         pre = pretrained if pretrained is not None else PretrainedCfg()
         normalisation = pre.normalisation if normalisation is None else normalisation
         height = pre.height if height is None else height
         if height <= 0 or height % 8:
             raise ValueError(f"height must be a positive multiple of 8, got {height}")
-        if not scales or any(s <= 0 for s in scales):
+        if not scales or not all(0 < s < math.inf for s in scales):
             raise ValueError(f"scales must be positive numbers, got {list(scales)}")
+        if max_side is not None and height * max(scales) > max_side:
+            raise ValueError(f"height x scale = {height * max(scales):g} px exceeds the "
+                             f"{max_side} px input limit")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
                              f"got {precision!r}")
@@ -186,6 +202,7 @@ class Predictor:
                 self.model = copy.deepcopy(model)       # never convert the caller's weights
             self.model = self.model.to(self.dtype)
         self.gpu_peaks = self.device.type == "cuda" if gpu_peaks is None else bool(gpu_peaks)
+        self.keep_maps = bool(keep_maps)
         self.normalisation = normalisation
         self.height = int(height)
         self.scales = tuple(float(s) for s in scales)
@@ -206,36 +223,38 @@ class Predictor:
         """Load a model file (None: the default weights) and wrap it.
 
         backend: "torch" for openpaf checkpoints (``.pt``) and foreign weight files
-        (converted in memory, see ``openpaf.weights.formats``), "onnxruntime" for a model
+        (converted in memory, see ``openpaf.weights.formats``); "onnxruntime" for a model
         exported with ``openpaf export --onnx`` (its normalisation travels inside the
-        file); None picks by the file suffix (``.onnx`` -> onnxruntime).
-        The weights' inference defaults (height, flip, normalisation) apply unless
-        ``kwargs`` override them.
+        file); "openvino" runs any of those weights on OpenVINO's CPU plugin (an IR
+        ``.xml`` as it is, e.g. Intel's INT8 model). None: onnxruntime for ``.onnx``,
+        else torch. The weights' inference defaults (height, flip, normalisation) apply
+        unless ``kwargs`` override them.
         """
         from .weights import CheckpointError, load_default, load_weights
         is_onnx = path is not None and str(path).lower().endswith(".onnx")
-        if backend is None:
-            backend = "onnxruntime" if is_onnx else "torch"
-        if backend not in ("torch", "onnxruntime"):
-            raise ValueError(f"backend must be torch or onnxruntime, got {backend!r}")
-        dev = resolve_device(device)
+        backend = backend or ("onnxruntime" if is_onnx else "torch")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if is_onnx != (backend == "onnxruntime"):
+            raise CheckpointError(
+                f"{path or 'the default weights'}: .onnx files run with --backend "
+                "onnxruntime, and that backend runs only .onnx files (export one with "
+                "`openpaf export --onnx model.onnx`)")
+        dev = resolve_device("cpu" if backend == "openvino" and device == "auto" else device)
+        manifest: dict = {}
         if backend == "onnxruntime":
-            if not is_onnx:
-                raise CheckpointError(
-                    f"{path or 'the default weights'}: the onnxruntime backend runs .onnx "
-                    "files; export one first with `openpaf export --onnx model.onnx"
-                    + (f" --weights {path}`" if path else "`"))
             from .runtime.onnxruntime import OnnxModel
             model = OnnxModel(path, device=dev)
-            predictor = cls(model, pretrained=model.pretrained, device=dev, **kwargs)
-            predictor.weights_path = Path(path)
-            return predictor
-        if is_onnx:
-            raise CheckpointError(f"{path}: an ONNX model runs with backend onnxruntime, "
-                                  "not torch")
-        loaded = load_default(dev) if path is None else load_weights(path, dev)
-        predictor = cls(loaded.model, pretrained=loaded.pretrained, device=dev, **kwargs)
-        predictor.weights_path, predictor.manifest = loaded.path, loaded.manifest
+            pretrained, weights_path = model.pretrained, Path(path)
+        else:
+            loaded = load_default(dev) if path is None else load_weights(path, dev)
+            model, pretrained = loaded.model, loaded.pretrained
+            weights_path, manifest = loaded.path, loaded.manifest
+            if backend == "openvino":
+                model = _openvino_model(loaded, dev)
+                pretrained = model.pretrained
+        predictor = cls(model, pretrained=pretrained, device=dev, **kwargs)
+        predictor.weights_path, predictor.manifest = weights_path, manifest
         return predictor
 
     def _sync(self):
@@ -316,7 +335,8 @@ class Predictor:
             # Only the PAFs go to the CPU when the peaks are found on the device.
             t0 = time.perf_counter()
             paf = total[-NUM_PAFS:].cpu().numpy()
-            heat = None if self.gpu_peaks else total[:-NUM_PAFS].cpu().numpy()
+            heat = None if self.gpu_peaks and not self.keep_maps \
+                else total[:-NUM_PAFS].cpu().numpy()
             t1 = time.perf_counter()
             peaks = None
             if self.gpu_peaks:
@@ -328,6 +348,8 @@ class Predictor:
             t: dict[str, float] = {}
             out.append(decode(heat, paf, self.params, scale=geo.map_scale,
                               image_size=geo.image_size, timings=t, peaks=peaks))
+            if self.keep_maps:
+                out[-1].maps = ImageMaps(heat, paf, geo.map_scale)
             copy_ms += (t1 - t0) * 1e3
             t["peaks"] += (t2 - t1) * 1e3
             for k in timings:

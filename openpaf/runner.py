@@ -35,7 +35,7 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -45,12 +45,15 @@ from tqdm import tqdm
 
 from . import __version__
 from .io.manifest import ManifestWriter, latest_records, manifest_files, manifest_path
+from .io.paths import (IMAGES_STEM, check_output_files, output_lock,
+                       remove_stale_temp_files)
 from .io.prefetch import Prefetcher
 from .io.render import DEFAULT_VIDEO_FPS, VideoSink, render
 from .io.sources import (STDERR_LOCK, Frame, InputError, Skipped, StreamEnd, check_shard,
-                         count_inputs, iter_frames)
-from .io.writers import (CocoResultsWriter, JsonlWriter, atomic_write_image,
-                         read_openpose_json, write_openpose_json)
+                         count_inputs, input_keys, iter_frames)
+from .io.writers import (MAPS_FORMATS, CocoResultsWriter, JsonlWriter, OpenPoseFormat,
+                         atomic_write_image, read_openpose_json, write_maps,
+                         write_openpose_json)
 from .structures import Detections
 from .track import Tracker, TrackerParams
 
@@ -59,7 +62,7 @@ Predict = Callable[[np.ndarray], Detections]
 # Exit codes of a run (also used by the CLI).
 EXIT_OK, EXIT_FATAL, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-IMAGES_JSONL = "openpaf_images.jsonl"
+IMAGES_JSONL = f"{IMAGES_STEM}.jsonl"
 # The manifest's start record lists at most this many input specs (a shell-expanded glob
 # can pass millions); ``num_inputs`` has the count.
 MANIFEST_MAX_SPECS = 100
@@ -103,6 +106,16 @@ class InferOptions:
         the run writes anything into ``output``.
     prefetch: frames decoded ahead in a background thread (0 = decode in the calling
         thread).
+    openpose: layout (coco18 | body25), keypoint scale and part candidates of the OpenPose
+        JSON and of every JSONL file (``io.writers.OpenPoseFormat``).
+    json_dir: write ``<name>_keypoints.json`` here instead of ``output``, so the folder
+        holds nothing else (readers such as pose-format load every file of a folder).
+    number_people_max: keep only this many highest-scoring people per frame (None: all).
+    render_threshold: draw only keypoints above this confidence (and limbs with both ends
+        above it).
+    write_maps: save each predicted frame's heatmaps and PAFs in this folder
+        (``io.writers.write_maps``; the predictor must return them, e.g.
+        ``Predictor(keep_maps=True)``), as ``maps_format`` "npy" (float16) or "png".
     """
 
     output: Path = Path("openpaf_out")
@@ -123,9 +136,27 @@ class InferOptions:
     shard: Optional[tuple[int, int]] = None
     manifest: bool = True
     prefetch: int = 4
+    openpose: OpenPoseFormat = OpenPoseFormat()
+    json_dir: Optional[Path] = None
+    number_people_max: Optional[int] = None
+    render_threshold: float = 0.0
+    write_maps: Optional[Path] = None
+    maps_format: str = "npy"
 
     def __post_init__(self):
         self.output = Path(self.output)
+        self.json_dir = None if self.json_dir is None else Path(self.json_dir)
+        self.write_maps = None if self.write_maps is None else Path(self.write_maps)
+        if self.number_people_max is not None and self.number_people_max < 1:
+            raise ValueError(f"number_people_max must be >= 1, got {self.number_people_max}")
+        if self.maps_format not in MAPS_FORMATS:
+            raise ValueError(f"maps_format must be one of {', '.join(MAPS_FORMATS)}, "
+                             f"got {self.maps_format!r}")
+        if self.skip_existing and self.openpose.keypoint_scale != "pixels" and (
+                self.coco_json or self.jsonl or self.stream_jsonl):
+            raise ValueError("skip_existing re-reads skipped images' JSON for the COCO/JSONL "
+                             "outputs, which needs pixel coordinates: use keypoint scale "
+                             "pixels, or no COCO/JSONL output")
         self.coco_json = None if self.coco_json is None else Path(self.coco_json)
         self.jsonl = None if self.jsonl is None else Path(self.jsonl)
         if self.every < 1:
@@ -211,6 +242,7 @@ class _Stream:
         self.sink: Optional[VideoSink] = None
         self.jsonl: Optional[JsonlWriter] = None
         self.frames = self.people = self.errors = 0
+        self.gaps: list[list[int]] = []  # [first, last] of each unreadable stretch
         self._last_time: Optional[float] = None
 
     def clock(self, frame: Frame) -> Optional[float]:
@@ -238,13 +270,17 @@ class _Run:
         self.images_jsonl: Optional[JsonlWriter] = None
         self.coco = CocoResultsWriter(options.sharded(options.coco_json)) \
             if options.coco_json else None
-        self.jsonl = JsonlWriter(options.sharded(options.jsonl)) if options.jsonl else None
+        self.jsonl = JsonlWriter(options.sharded(options.jsonl), fmt=options.openpose) \
+            if options.jsonl else None
         self.previous: dict[str, dict] = {}
         self.manifest: Optional[ManifestWriter] = None
         self.crash: Optional[str] = None  # the exception that ended the run, if any
+        self.held = ExitStack()  # the output folder's lock
         if options.writes_folder:
             self.summary.output = options.output
             options.output.mkdir(parents=True, exist_ok=True)
+            self.held.enter_context(output_lock(options.output, options.shard))
+            remove_stale_temp_files(options.output)   # left by a killed run
             if options.skip_existing:
                 self.previous = latest_records(manifest_files(options.output))
             if options.manifest:
@@ -261,7 +297,7 @@ class _Run:
 
     # -- paths ---------------------------------------------------------------------------
     def json_path(self, name: str) -> Path:
-        return self.o.output / f"{name}_keypoints.json"
+        return (self.o.json_dir or self.o.output) / f"{name}_keypoints.json"
 
     def image_path(self, name: str) -> Path:
         return self.o.output / f"{name}_rendered.jpg"
@@ -279,6 +315,8 @@ class _Run:
             out.append("render")
         if self.o.stream_jsonl:
             out.append("jsonl")
+        if self.o.write_maps is not None:
+            out.append("maps")
         return out
 
     # -- skip decisions (called from the prefetch thread: read-only) ---------------------
@@ -292,7 +330,14 @@ class _Run:
             path = self.image_path(name)
         else:
             return None
-        return path if path.exists() else None
+        if not path.exists():
+            return None
+        if path.suffix == ".json":   # an empty or corrupt marker means: not done
+            try:
+                read_openpose_json(path)
+            except (OSError, ValueError):
+                return None
+        return path
 
     def skip_still(self, name: str) -> bool:
         return self.existing(name) is not None
@@ -355,9 +400,13 @@ class _Run:
             self.frame(item)
             self.tick()
         elif isinstance(item, InputError):
-            if self.stream is not None and item.source == self.stream.source:
+            # unreadable frames of the open stream go into its one manifest record
+            ours = self.stream is not None and item.source == self.stream.source
+            if ours:
                 self.stream.errors += 1
-            self.fail(item.source, item.reason)
+                if item.frames is not None:
+                    self.stream.gaps.append(list(item.frames))
+            self.fail(item.source, item.reason, record=not ours)
             self.tick()
         elif isinstance(item, Skipped):
             self.skipped(item)
@@ -387,7 +436,10 @@ class _Run:
         if path.suffix != ".json":
             return None
         try:
-            return read_openpose_json(path, size)
+            det = read_openpose_json(path, size, self.o.openpose.keypoint_scale)
+            if self.o.openpose.part_candidates and det.part_candidates is None:
+                raise ValueError("it has no part_candidates")
+            return det
         except (OSError, ValueError) as e:
             self.fail(str(path), f"cannot re-read existing output ({_error_reason(e)})")
             return None
@@ -404,12 +456,13 @@ class _Run:
         if self.o.stream_jsonl:
             if stream is not None:
                 if stream.jsonl is None:
-                    stream.jsonl = JsonlWriter(self.stream_jsonl_path(stream.name))
+                    stream.jsonl = JsonlWriter(self.stream_jsonl_path(stream.name),
+                                               fmt=self.o.openpose)
                 stream.jsonl.write(index, t, det, name=name)
             else:
                 if self.images_jsonl is None:
                     self.images_jsonl = JsonlWriter(
-                        self.o.sharded(self.o.output / IMAGES_JSONL))
+                        self.o.sharded(self.o.output / IMAGES_JSONL), fmt=self.o.openpose)
                 self.images_jsonl.write(index, t, det, name=name)
 
     # -- streams -------------------------------------------------------------------------
@@ -459,7 +512,7 @@ class _Run:
             stream.jsonl.close()
         self.record(input=stream.source, kind=stream.kind, name=stream.name, status=status,
                     frames=stream.frames, people=stream.people, errors=stream.errors,
-                    outputs=self.outputs(stream.kind), every=self.o.every,
+                    **({"gaps": stream.gaps} if stream.gaps else {}), outputs=self.outputs(stream.kind), every=self.o.every,
                     track=self.o.track, smooth=self.o.smooth)
 
     # -- one frame -----------------------------------------------------------------------
@@ -468,7 +521,6 @@ class _Run:
         frame_no = None if frame.video is None else frame.index
         sink = self._sink(stream, frame)
         h, w = frame.image.shape[:2]
-        colour = self.o.colour_by_id or self.o.track
         tracker = stream.tracker if stream is not None else None
         # Untracked frames of a stream may be resumed one by one; tracked streams are
         # redone whole (still images outside streams were dropped before decoding).
@@ -490,23 +542,29 @@ class _Run:
             if stream is not None:
                 stream.errors += 1
             return
+        if self.o.number_people_max is not None:
+            det = det.top(self.o.number_people_max)
         if tracker is not None:
             det = tracker.update(det, time=stream.clock(frame))
         # Ctrl-C waits until the frame's outputs and its manifest record are all written,
         # so the manifest and the files on disk always agree.
         with _sigint_deferred() as late:
-            self._emit(frame, det, stream, sink, frame_no, colour)
+            self._emit(frame, det, stream, sink, frame_no)
         if late:
             raise KeyboardInterrupt
 
-    def _emit(self, frame: Frame, det: Detections, stream, sink, frame_no, colour) -> None:
+    def _emit(self, frame: Frame, det: Detections, stream, sink, frame_no) -> None:
         """Write one predicted frame's outputs, then count and record it."""
         try:
             if frame.video is None and self.o.write_images:
-                atomic_write_image(self.image_path(frame.name),
-                                   render(frame.image, det, colour_by_id=colour))
+                atomic_write_image(self.image_path(frame.name), self._draw(frame, det))
+            if self.o.write_maps is not None:
+                if det.maps is None:
+                    raise ValueError("the predictor returned no maps to write")
+                write_maps(self.o.write_maps, frame.name, det.maps, det.image_size,
+                           self.o.maps_format)
             if self.o.write_json:  # the resume marker: written last
-                write_openpose_json(self.json_path(frame.name), det)
+                write_openpose_json(self.json_path(frame.name), det, self.o.openpose)
             self._side_outputs(det, frame.name, frame.index, frame.time, stream)
         except Exception as e:
             self.fail(frame.source, f"cannot write output: {_error_reason(e)}", frame_no)
@@ -525,18 +583,25 @@ class _Run:
             self.record(input=frame.source, kind="image", name=frame.name, status="done",
                         people=len(det.people), **extra)
 
+    def _draw(self, frame: Frame, det: Detections) -> np.ndarray:
+        return render(frame.image, det, colour_by_id=self.o.colour_by_id or self.o.track,
+                      threshold=self.o.render_threshold)
+
     def _write_video(self, sink: VideoSink, frame: Frame, det: Detections,
                      frame_no: Optional[int]) -> bool:
         try:
-            sink.write(render(frame.image, det,
-                              colour_by_id=self.o.colour_by_id or self.o.track))
+            sink.write(self._draw(frame, det))
             return True
         except Exception as e:
             self.fail(frame.source, f"cannot write video: {_error_reason(e)}", frame_no)
             return False
 
     def close(self) -> None:
-        """Finish everything (open stream, JSONL files, COCO results, manifest)."""
+        """Finish everything (open stream, JSONL files, COCO results, manifest, lock)."""
+        with self.held:
+            self._close()
+
+    def _close(self) -> None:
         self.finish_stream("interrupted" if self.summary.interrupted or self.crash
                            else "stopped")
         for writer in (self.jsonl, self.images_jsonl):
@@ -580,6 +645,15 @@ def _sigint_deferred():
         signal.signal(signal.SIGINT, old)
 
 
+def run_files(o: InferOptions) -> dict[str, Optional[Path]]:
+    """The run-level files ``o`` writes, by what they are (``check_output_files``)."""
+    folder = o.writes_folder
+    return {"manifest": manifest_path(o.output, o.shard) if folder and o.manifest else None,
+            "images JSONL": o.sharded(o.output / IMAGES_JSONL) if o.stream_jsonl else None,
+            "--coco-json": o.coco_json and o.sharded(o.coco_json),
+            "--jsonl": o.jsonl and o.sharded(o.jsonl)}
+
+
 def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
                   progress: bool = True) -> RunSummary:
     """Run ``predict`` over every input of ``specs`` and write the outputs of ``options``.
@@ -592,7 +666,10 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
     finished, no temporary file is left, and the summary has ``interrupted=True``. Any
     other exception also stops the thread and closes the files, then propagates. A tqdm
     progress bar goes to stderr unless ``progress=False``. Raises ``OSError`` only when
-    the output folder or the manifest cannot be created.
+    the output folder or the manifest cannot be created, and ``io.paths.OutputError``,
+    before anything is written, for an output file that is an input (or is named like
+    one, or is another output's file, or cannot be written) and for an output folder
+    another run is writing.
     """
     specs = [str(s) for s in specs]
     start = time.perf_counter()
@@ -602,17 +679,20 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
     bar: Optional[tqdm] = None
     interrupted = False
     try:
+        check_output_files(run_files(o), input_keys(specs, recursive=o.recursive,
+                                                    output=o.output))
         run = _Run(predict, o, specs)
         total = count_inputs(specs, every=o.every, max_frames=o.max_frames,
-                             recursive=o.recursive, shard=o.shard, sequences=o.track) \
-            if progress else None
+                             recursive=o.recursive, shard=o.shard, sequences=o.track,
+                             output=o.output) if progress else None
         if progress:  # (tqdm >= 4.70 starts its monitor thread even for disabled bars)
             bar = run.bar = tqdm(total=total, file=sys.stderr, unit="frame",
                                  dynamic_ncols=True)
         frames = Prefetcher(iter_frames(specs, every=o.every, max_frames=o.max_frames,
                                         recursive=o.recursive, skip=run.skip_still,
                                         skip_stream=run.skip_stream, shard=o.shard,
-                                        sequences=o.track, events=True), size=o.prefetch)
+                                        sequences=o.track, events=True, output=o.output),
+                               size=o.prefetch)
         for item in frames:
             run.handle(item)
     except KeyboardInterrupt:

@@ -1,7 +1,7 @@
 """The 18-keypoint OpenPose COCO skeleton, defined once.
 
-Everything that knows a keypoint index, a limb, a PAF channel, a left/right pair or the
-COCO-17 mapping imports it from here.
+Everything that knows a keypoint index, a limb, a PAF channel, a left/right pair, the
+COCO-17 mapping or OpenPose's BODY_25 order imports it from here.
 
 Keypoint order (OpenPose COCO): 0 nose, 1 neck, 2 r-shoulder, 3 r-elbow, 4 r-wrist,
 5 l-shoulder, 6 l-elbow, 7 l-wrist, 8 r-hip, 9 r-knee, 10 r-ankle, 11 l-hip, 12 l-knee,
@@ -79,6 +79,41 @@ COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1
 
 _R_SHOULDER, _L_SHOULDER = KEYPOINTS.index("right_shoulder"), KEYPOINTS.index("left_shoulder")
 
+# OpenPose's default body model, BODY_25: our 18 points, a mid-hip (index 8) and six foot
+# points after the face. Every one of our points has a BODY_25 index.
+BODY25_KEYPOINTS: tuple[str, ...] = (
+    "nose", "neck",
+    "right_shoulder", "right_elbow", "right_wrist",
+    "left_shoulder", "left_elbow", "left_wrist",
+    "mid_hip",
+    "right_hip", "right_knee", "right_ankle",
+    "left_hip", "left_knee", "left_ankle",
+    "right_eye", "left_eye", "right_ear", "left_ear",
+    "left_big_toe", "left_small_toe", "left_heel",
+    "right_big_toe", "right_small_toe", "right_heel",
+)
+NUM_BODY25_KEYPOINTS = len(BODY25_KEYPOINTS)  # 25
+BODY25_MID_HIP = BODY25_KEYPOINTS.index("mid_hip")
+# OURS_TO_BODY25[i] = the BODY_25 index of our keypoint i.
+OURS_TO_BODY25: tuple[int, ...] = tuple(BODY25_KEYPOINTS.index(n) for n in KEYPOINTS)
+
+
+def _midpoint(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mid-point of keypoints ``a``, ``b`` ``(..., 3)`` where both exist (third value > 0),
+    with the smaller of their third values; zeros where either is missing."""
+    both = (a[..., 2] > 0) & (b[..., 2] > 0)
+    mid = np.concatenate([(a[..., :2] + b[..., :2]) / 2, np.minimum(a[..., 2:], b[..., 2:])],
+                         axis=-1)
+    return np.where(both[..., None], mid, 0.0)
+
+
+def _placed(kps: np.ndarray, index, n: int) -> np.ndarray:
+    """``(..., K, 3)`` -> float32 zeros ``(..., n, 3)`` with point k at ``index[k]``."""
+    kps = np.asarray(kps, dtype=np.float32)
+    out = np.zeros(kps.shape[:-2] + (n, 3), dtype=np.float32)
+    out[..., list(index), :] = kps
+    return out
+
 
 def coco_to_ours(kps: np.ndarray) -> np.ndarray:
     """COCO keypoints ``(..., 17, 3)`` [x, y, v] -> ours ``(..., 18, 3)``.
@@ -86,15 +121,26 @@ def coco_to_ours(kps: np.ndarray) -> np.ndarray:
     The neck is the shoulders' mid-point and exists only when both shoulders are labelled
     (v > 0); its v is the smaller of the two.
     """
-    kps = np.asarray(kps, dtype=np.float32)
-    out = np.zeros(kps.shape[:-2] + (NUM_KEYPOINTS, 3), dtype=np.float32)
-    out[..., list(COCO_TO_OURS), :] = kps
-    rs, ls = out[..., _R_SHOULDER, :], out[..., _L_SHOULDER, :]
-    both = (rs[..., 2] > 0) & (ls[..., 2] > 0)
-    neck = np.concatenate([(rs[..., :2] + ls[..., :2]) / 2,
-                           np.minimum(rs[..., 2:], ls[..., 2:])], axis=-1)
-    out[..., NECK, :] = np.where(both[..., None], neck, 0.0)
+    out = _placed(kps, COCO_TO_OURS, NUM_KEYPOINTS)
+    out[..., NECK, :] = _midpoint(out[..., _R_SHOULDER, :], out[..., _L_SHOULDER, :])
     return out
+
+
+def ours_to_body25(kps: np.ndarray) -> np.ndarray:
+    """Ours ``(..., 18, 3)`` [x, y, c] -> BODY_25 ``(..., 25, 3)``.
+
+    The mid-hip is the hips' mid-point when both are found (c > 0), with the smaller c;
+    the six foot points are zeros (not detected).
+    """
+    out = _placed(kps, OURS_TO_BODY25, NUM_BODY25_KEYPOINTS)
+    out[..., BODY25_MID_HIP, :] = _midpoint(out[..., BODY25_KEYPOINTS.index("right_hip"), :],
+                                            out[..., BODY25_KEYPOINTS.index("left_hip"), :])
+    return out
+
+
+def body25_to_ours(kps: np.ndarray) -> np.ndarray:
+    """BODY_25 ``(..., 25, 3)`` -> ours ``(..., 18, 3)`` (mid-hip and feet are dropped)."""
+    return np.asarray(kps)[..., list(OURS_TO_BODY25), :]
 
 
 def ours_to_coco(kps: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Small typed structures that cross module boundaries (decoder -> tracker -> writers)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -60,11 +60,54 @@ class Person:
 
 
 @dataclass
+class ImageMaps:
+    """One image's network output (averaged over scales), on the scale-1 map grid.
+
+    heatmaps: ``(19, h, w)`` float32, 18 keypoints in skeleton order + background.
+    pafs: ``(38, h, w)`` float32, channel layout of ``skeleton.PAF_CHANNELS``.
+    scale: ``(sx, sy)`` image pixels per map cell; cell ``c`` lands at image pixel
+        ``(c + 0.5) * s - 0.5`` (what ``decode(scale=...)`` takes).
+    """
+
+    heatmaps: np.ndarray
+    pafs: np.ndarray
+    scale: tuple[float, float]
+
+    def __post_init__(self):
+        if self.heatmaps.shape[0] != NUM_KEYPOINTS + 1 or self.pafs.shape[0] != 2 * NUM_LIMBS \
+                or self.heatmaps.shape[1:] != self.pafs.shape[1:]:
+            raise ValueError(f"ImageMaps must be (19, h, w) heatmaps and (38, h, w) PAFs, got "
+                             f"{self.heatmaps.shape} and {self.pafs.shape}")
+
+
+@dataclass
 class Detections:
-    """All people found in one image. ``image_size`` is ``(width, height)`` in pixels."""
+    """All people found in one image. ``image_size`` is ``(width, height)`` in pixels.
+
+    part_candidates: optional, every keypoint candidate (heatmap peak) before people were
+        assembled: 18 ``(n_k, 3)`` float32 arrays ``[x, y, score]`` in image pixels, one
+        per keypoint type (set by ``decode``).
+    maps: optional, the maps the people were decoded from (``Predictor(keep_maps=True)``).
+    """
 
     image_size: tuple[int, int]
     people: list[Person] = field(default_factory=list)
+    part_candidates: Optional[list[np.ndarray]] = None
+    maps: Optional[ImageMaps] = None
+
+    def __post_init__(self):
+        if self.part_candidates is not None:
+            self.part_candidates = [np.asarray(c, np.float32).reshape(-1, 3)
+                                    for c in self.part_candidates]
+            if len(self.part_candidates) != NUM_KEYPOINTS:
+                raise ValueError(f"part_candidates must hold {NUM_KEYPOINTS} arrays, got "
+                                 f"{len(self.part_candidates)}")
+
+    def top(self, n: int) -> "Detections":
+        """The ``n`` highest-scoring people (in their original order); the rest of the
+        fields are shared."""
+        keep = np.sort(np.argsort(-self.scores, kind="stable")[:max(int(n), 0)])
+        return replace(self, people=[self.people[i] for i in keep])
 
     def __len__(self) -> int:
         return len(self.people)

@@ -36,6 +36,7 @@ from .data.augment import AugmentParams
 from .data.coco import DatasetSpec, MixSampler, build_dataset
 from .data.targets import TargetParams
 from .model import PretrainedCfg, create_model, get_pretrained_cfg
+from .io.paths import remove_stale_temp_files
 from .skeleton import KEYPOINTS, LIMBS, NUM_KEYPOINTS
 from .structures import InputNorm, Maps
 from .weights.checkpoint import file_sha256, load_checkpoint, save_checkpoint
@@ -106,6 +107,13 @@ class TrainConfig:
             raise ValueError("batch_size must be >= 1 and lr > 0")
         if self.schedule == "step" and self.step_size <= 0:
             raise ValueError("schedule 'step' needs step_size > 0")
+        for name in ("max_steps", "epochs", "epoch_size", "log_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        for name in ("warmup_steps", "val_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -494,12 +502,15 @@ def train(config: TrainConfig, data: Sequence[DatasetSpec], out_dir: str | os.Pa
     out = Path(out_dir)
     if env.main:
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(out)                   # left by a killed run
     t_start = time.perf_counter()
     data = list(data)
     if not data:
         raise ValueError("no training data given")
     if val:
         parse_val(val)                                 # fail now, not after hours
+    if halt_after is not None and halt_after < 1:
+        raise ValueError(f"halt_after (--stop-after) must be >= 1, got {halt_after}")
 
     state = None
     if resume is not None:
@@ -562,7 +573,12 @@ def train(config: TrainConfig, data: Sequence[DatasetSpec], out_dir: str | os.Pa
         if env.main:
             log(f"resumed from {resume} at step {step} (epoch {step // steps_per_epoch})")
 
-    data_files = [{**s.to_dict(), "images_count": len(d), "annotations_file":
+    for s, d in zip(data, dataset.datasets):
+        if d.skipped and env.main:
+            log(f"{s.annotations}: skipped {len(d.skipped)} image(s) with bad records "
+                f"(first: {d.skipped[0]})")
+    data_files = [{**s.to_dict(), "images_count": len(d),
+                   "images_skipped": len(d.skipped), "annotations_file":
                    _file_info(s.annotations), "unknown_keypoints_used":
                    [KEYPOINTS[k] for k in d.unknown],
                    "images_with_face_masked": d.faces_partly_unknown}

@@ -42,6 +42,18 @@ def test_benchmark_cli_writes_the_report(tmp_path):
     assert "network" in res.output and "images/s" in res.output
 
 
+def test_benchmark_names_a_bad_image_in_one_line(tmp_path):
+    """A folder with a bad image gave a traceback mid-benchmark."""
+    synthetic_images(tmp_path / "img", 2, size=(160, 120))
+    bad = sorted((tmp_path / "img").iterdir())[0]
+    bad.write_bytes(b"not an image")
+    res = CliRunner().invoke(main, ["benchmark", "--fps", "--model", "tiny", "--images",
+                                    str(tmp_path / "img"), "--height", "96", "--repeats",
+                                    "1", "--warmup", "0", "--device", "cpu"])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert res.output.startswith(f"Error: {bad}: not an image")
+
+
 def test_benchmark_decoder_only(tmp_path):
     out = tmp_path / "decoder.json"
     res = CliRunner().invoke(main, [
@@ -212,3 +224,25 @@ def test_precision_option():
     assert heat.dtype == np.float32 and paf.dtype == np.float32
     with pytest.raises(ValueError, match="precision"):
         Predictor(model, device="cpu", precision="int8")
+
+
+def test_runtimes_compared_in_one_run(tmp_path, one_thread):
+    from openpaf.benchmark import compare_runtimes, format_runtimes
+    from openpaf.structures import InputNorm
+    from openpaf.weights.checkpoint import save_checkpoint
+    torch.manual_seed(0)
+    model = create_model("tiny")
+    lively_init(model, 0)
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", model, normalisation=InputNorm(),
+                           manifest={}, variant="tiny")
+    paths = synthetic_images(tmp_path / "img", 2, size=(96, 64))
+    report = compare_runtimes(paths, str(ckpt), runtimes=("torch", "onnxruntime", "nope"),
+                              heights=(64,), ir=tmp_path / "missing.xml", repeats=2)
+    rows = report["rows"]
+    assert rows["torch@64"]["height"] == 64 and rows["torch@64"]["network_ms"] > 0
+    assert rows["torch@64"]["reference"] == "torch"          # no IR ran: the first one
+    assert rows["torch@64"]["network_speed_vs_reference"] == 1.0
+    assert rows["onnxruntime@64"]["fps"] > 0
+    assert "unknown runtime" in rows["nope@64"]["error"]
+    text = format_runtimes(report)
+    assert "onnxruntime" in text and "unknown runtime" in text

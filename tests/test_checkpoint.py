@@ -8,7 +8,7 @@ import torch
 from openpaf.weights import checkpoint as ckpt_mod
 from openpaf.weights.checkpoint import (CheckpointError, default_weights_path, describe,
                                 format_norm, load_checkpoint, load_default,
-                                save_checkpoint)
+                                read_checkpoint, save_checkpoint)
 from openpaf.model import create_model, get_config
 from openpaf.structures import InputNorm
 
@@ -201,3 +201,19 @@ def test_version_1_files_load_as_the_vgg_family(tmp_path):
     torch.save(raw, path)
     with pytest.raises(CheckpointError, match="version 3 is not supported"):
         load_checkpoint(path)
+
+
+def test_refusing_an_unsafe_file_does_not_advise_loading_it_unsafely(tmp_path):
+    """torch's message says to retry with ``weights_only=False``: openpaf must not pass
+    that advice on."""
+    import argparse
+    from openpaf.weights.formats import import_weights
+    path = tmp_path / "objects.pt"
+    torch.save({"format": "openpaf", "x": argparse.Namespace(a=1)}, path)
+    for load in (read_checkpoint, lambda p: import_weights(p, tmp_path / "o.pt")):
+        with pytest.raises(CheckpointError) as err:
+            load(path)
+        msg = str(err.value)
+        assert "refusing to load" in msg and "argparse.Namespace" in msg, msg
+        assert "weights_only" not in msg and "can still be loaded" not in msg
+        assert "\n" not in msg and "\x1b" not in msg

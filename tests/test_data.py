@@ -254,3 +254,37 @@ def test_sampler_resume_and_ranks_cover_the_epoch():
     assert sorted(draws) == list(range(12))
     s.set_epoch(1)
     assert [i for i, _ in s] != [i for i, _ in full]
+
+
+def test_bad_records_are_skipped_when_the_dataset_is_built(tmp_path):
+    """Defect 8: a missing image or a NaN keypoint killed ``train`` at the step that drew
+    it. Now every record is checked up front: such images are skipped and named."""
+    spec = synthetic_people(tmp_path, n_images=4, size=96)
+    doc = json.loads(open(spec.annotations).read())
+    doc["annotations"][1]["keypoints"][4] = float("nan")
+    doc["annotations"][2]["bbox"] = [0, 0, float("inf"), 10]
+    open(spec.annotations, "w").write(json.dumps(doc))
+    (tmp_path / "ann_images" / "0004.png").unlink()
+    ds = PoseDataset(spec, AugmentParams(input_size=64))
+    assert len(ds) == 1 and ds.records[0]["image_id"] == 1
+    assert [s.split(":")[0] for s in ds.skipped] == [
+        "annotation 2 (image 2)", "annotation 3 (image 3)", "image 4"]
+    assert "keypoints" in ds.skipped[0] and "bbox" in ds.skipped[1]
+    assert "0004.png" in ds.skipped[2]
+    for _ in range(3):
+        ds[0]                                            # the usable image still draws
+    for a in doc["annotations"]:
+        a["keypoints"] = [0] * 50
+    open(spec.annotations, "w").write(json.dumps(doc))
+    with pytest.raises(ValueError, match="no usable image .* annotation 1 .* 51 finite"):
+        PoseDataset(spec, AugmentParams(input_size=64))
+
+
+def test_dataset_yaml_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    for text, word in (("annotations: [a\nimages: b", "not valid YAML"),
+                       ("annotations: a.json\nimages: b\nwieght: 2", r"unknown key\(s\) wieght")):
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=word) as err:
+            parse_data_arg(str(bad))
+        assert str(bad) in str(err.value)

@@ -124,3 +124,24 @@ def test_missing_onnxruntime_is_a_clear_error(monkeypatch, exported):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(OnnxUnavailableError, match=r"pip install openpaf\[onnx\]"):
         OnnxModel(exported[1])
+
+
+def test_bad_metadata_is_refused_in_one_line(exported, tmp_path):
+    """ONNX metadata was not validated: stride 0, -8 or 3, or a skeleton that is not
+    JSON, gave a traceback or a silently wrong model."""
+    import onnx
+    from openpaf.weights.checkpoint import CheckpointError
+    _, path, _ = exported
+    for key, value, word in (("stride", "0", "power of two"), ("stride", "-8", "power of two"),
+                             ("stride", "3", "power of two"),
+                             ("skeleton", "{not json", "bad openpaf metadata"),
+                             ("skeleton", '{"keypoints": []}', "skeleton mismatch")):
+        proto = onnx.load(str(path))
+        for entry in proto.metadata_props:
+            if entry.key == METADATA_KEYS[key]:
+                entry.value = value
+        bad = tmp_path / f"{key}{len(value)}.onnx"
+        onnx.save(proto, str(bad))
+        with pytest.raises(CheckpointError, match=word) as err:
+            OnnxModel(bad)
+        assert "\n" not in str(err.value)

@@ -150,3 +150,19 @@ def test_flip_averages_the_plain_and_the_mirrored_pass(one_thread):
     np.testing.assert_allclose(hf, (h0 + back[:19]) / 2, atol=1e-5)
     np.testing.assert_allclose(pf, (p0 + back[19:]) / 2, atol=1e-5)
     assert flipped.flip and not plain.flip
+
+
+def test_sizes_beyond_the_input_limit_and_nan_scales_are_refused():
+    """``--scales nan`` was accepted (then every image failed); ``--scales 100`` and
+    ``--height 100000`` were silently capped at 4096 px."""
+    from click.testing import CliRunner
+    from cli.main import main
+    net = OracleNet()
+    for kwargs, word in (({"scales": (float("nan"),)}, "positive"),
+                         ({"scales": (1.0, float("inf"))}, "positive"),
+                         ({"scales": (100.0,)}, "36800 px exceeds the 4096 px input limit"),
+                         ({"height": 100000}, "100000 px exceeds the 4096 px input limit")):
+        with pytest.raises(ValueError, match=word):
+            Predictor(net, device="cpu", **kwargs)
+    res = CliRunner().invoke(main, ["infer", "x.jpg", "--scales", "nan"])
+    assert res.exit_code == 2 and "scales must be positive" in res.output

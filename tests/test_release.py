@@ -99,3 +99,56 @@ def test_pack_errors_are_one_line(tmp_path):
     res = CliRunner().invoke(main, ["weights", "pack", str(bad), "-o", str(tmp_path / "o.pt"),
                                     "--eval", "nope.json"])
     assert res.exit_code == 2 and "--eval" in res.output
+
+
+# ---------------------------------------------------------------------------------------
+# Hardening (issue 15)
+
+
+def test_repacking_a_packed_file_keeps_its_history(two_runs, tmp_path):
+    """Defect 7: packing a packed file gave an empty name, no data, 0 steps, no eval."""
+    tmp, data, _, second = two_runs
+    first = tmp_path / "first.pt"
+    res = CliRunner().invoke(main, ["weights", "pack", str(second), "-o", str(first),
+                                    "--name", "m", "--description", "d", "-q",
+                                    "--eval", f"{data.annotations}:{data.images}"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["weights", "pack", str(first), "-o",
+                                    str(tmp_path / "again.pt"), "-q"])
+    assert res.exit_code == 0 and "5 steps" in res.output, res.output
+    old = read_checkpoint(first)["manifest"]
+    new = read_checkpoint(tmp_path / "again.pt")["manifest"]
+    for key in ("name", "description", "model", "data", "training", "eval"):
+        assert new[key] == old[key], key
+    assert new["name"] == "m" and new["training"]["steps"] == 5 and len(new["eval"]) == 1
+    assert new["packed_from"] == old["source"]
+    res = CliRunner().invoke(main, ["weights", "pack", str(first), "-o",
+                                    str(tmp_path / "fp32.pt"), "--fp32", "-q"])
+    assert read_checkpoint(tmp_path / "fp32.pt")["manifest"]["eval"] == []  # not re-measured
+
+
+def test_pack_refuses_a_score_from_unreadable_images_and_nan_weights(two_runs, tmp_path):
+    """Defect 6: ``pack --eval ann:wrong_folder`` stored AP 0.0 in the shipped manifest."""
+    tmp, data, _, second = two_runs
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    out = tmp_path / "o.pt"
+    res = CliRunner().invoke(main, ["weights", "pack", str(second), "-o", str(out), "-q",
+                                    "--eval", f"{data.annotations}:{wrong}"])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert "3 of 3 images unreadable" in res.output and "no score recorded" in res.output
+    assert "AP 0.0" not in res.output and not out.exists()
+    ckpt = read_checkpoint(second)
+    ckpt["state_dict"] = {k: v.float().fill_(float("nan")) if v.is_floating_point() else v
+                          for k, v in ckpt["state_dict"].items()}
+    torch.save(ckpt, tmp_path / "nan.pt")
+    res = CliRunner().invoke(main, ["weights", "pack", str(tmp_path / "nan.pt"), "-o",
+                                    str(tmp_path / "n.pt"), "-q"])
+    assert res.exit_code == 1 and "NaN" in res.output and not (tmp_path / "n.pt").exists()
+    import cv2
+    import numpy as np
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((64, 64, 3), np.uint8))
+    res = CliRunner().invoke(main, ["infer", str(tmp_path / "a.jpg"), "-o",
+                                        str(tmp_path / "o"), "-w", str(tmp_path / "nan.pt"),
+                                        "--device", "cpu", "-q"])
+    assert res.exit_code == 1 and "NaN" in res.output, res.output     # not 0 people, rc 0

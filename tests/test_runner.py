@@ -66,7 +66,7 @@ def folder(tmp_path):
 def write_video(path, n=8, size=(80, 60), fps=12.0):
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     for i in range(n):
-        w.write(np.full((size[1], size[0], 3), 25 * i, np.uint8))
+        w.write(np.full((size[1], size[0], 3), 25 * i % 256, np.uint8))
     w.release()
     return path
 
@@ -296,3 +296,172 @@ def test_cli_missing_weights_is_one_line_error(folder, tmp_path, monkeypatch):
     assert len(lines) == 1 and lines[0].startswith("Error:"), r.output
     assert "No module named" not in r.output  # i.e. openpaf.predict exists and ran
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# Hardening (issue 15): no input destroyed, every input accounted for
+
+
+def _jpg_bytes(seed):
+    img = np.random.default_rng(seed).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    return cv2.imencode(".jpg", img)[1].tobytes()
+
+
+def test_non_utf8_file_names_round_trip(tmp_path, monkeypatch):
+    """Defect 2: ``bad\\xff\\xfe.jpg`` stopped the manifest (rc 2), or gave a traceback
+    and a 0-byte manifest when given by name."""
+    d = tmp_path / "in"
+    d.mkdir()
+    bad = d / os.fsdecode(b"bad\xff\xfe.jpg")
+    bad.write_bytes(_jpg_bytes(0))
+    (d / "good.jpg").write_bytes(_jpg_bytes(1))
+    out = tmp_path / "out"
+    s = run_inference(FakePredict(), [str(d)], InferOptions(output=out), progress=False)
+    assert (s.exit_code, s.processed, s.failed) == (0, 2, [])
+    manifest = out / "openpaf_manifest.jsonl"
+    manifest.read_bytes().decode("utf-8")                      # valid UTF-8 on disk
+    records = read_manifest(manifest)
+    assert {r["input"] for r in records if "input" in r} == {str(bad), str(d / "good.jpg")}
+    assert records[-1]["event"] == "end" and records[-1]["processed"] == 2
+    import cli.infer
+    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
+    r = CliRunner().invoke(_cli(), ["infer", str(bad), "-o", str(tmp_path / "o2"), "-q"])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    (rec,) = [x for x in read_manifest(tmp_path / "o2" / "openpaf_manifest.jsonl")
+              if "input" in x]
+    assert rec["input"] == str(bad) and rec["status"] == "done"
+
+
+def test_a_video_named_like_a_run_file_gets_its_own_files(tmp_path):
+    """Defect 4: ``openpaf_manifest.mp4`` with jsonl output wrote into the run manifest."""
+    out = tmp_path / "out"
+    for stem in ("openpaf_manifest", "openpaf_images"):
+        write_video(tmp_path / f"{stem}.mp4", n=3)
+    (tmp_path / "still.jpg").write_bytes(_jpg_bytes(0))
+    specs = [str(tmp_path / "openpaf_manifest.mp4"), str(tmp_path / "openpaf_images.mp4"),
+             str(tmp_path / "still.jpg")]
+    opts = InferOptions(output=out, stream_jsonl=True)
+    assert run_inference(FakePredict(), specs, opts, progress=False).exit_code == 0
+    records = read_manifest(out / "openpaf_manifest.jsonl")
+    assert [r.get("event") for r in records if "event" in r] == ["start", "end"]
+    assert all("frame" not in r for r in records)              # no stream line in it
+    assert len((out / "openpaf_manifest_2.jsonl").read_text().splitlines()) == 3
+    assert len((out / "openpaf_images_2.jsonl").read_text().splitlines()) == 3
+    assert [json.loads(x)["name"] for x in
+            (out / "openpaf_images.jsonl").read_text().splitlines()] == ["still"]
+
+
+@pytest.mark.parametrize("option", ["jsonl", "coco_json"])
+def test_an_output_file_is_never_an_input(tmp_path, option):
+    """Defect 5: ``--jsonl victim.jpg`` emptied the image; ``--coco-json victim.jpg``
+    overwrote it with rc 0. Refused before anything is opened."""
+    from openpaf.io.paths import OutputError
+    victim = tmp_path / "victim.jpg"
+    victim.write_bytes(_jpg_bytes(0))
+    before = victim.read_bytes()
+    data = tmp_path / "data.bin"          # an input under a name no extension rule catches
+    data.write_bytes(before)
+    out = tmp_path / "out"
+    for target, words in ((victim, "image/video file name"), (data, "is one of the inputs")):
+        with pytest.raises(OutputError, match=words):
+            run_inference(FakePredict(), [str(victim), str(data)],
+                          InferOptions(output=out, **{option: target}), progress=False)
+    assert victim.read_bytes() == before and data.read_bytes() == before
+    assert not out.exists()
+    with pytest.raises(OutputError, match="also the manifest"):
+        run_inference(FakePredict(), [str(victim)], InferOptions(
+            output=out, **{option: out / "openpaf_manifest.jsonl"}), progress=False)
+    with pytest.raises(OutputError, match="cannot write"):     # found before any input
+        run_inference(FakePredict(), [str(victim)], InferOptions(
+            output=out, **{option: victim / "sub" / "r.json"}), progress=False)
+
+
+def test_cli_refuses_an_input_as_output_file(folder, tmp_path, monkeypatch):
+    import cli.infer
+    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
+    victim = folder / REAL[0]
+    before = victim.read_bytes()
+    r = CliRunner().invoke(_cli(), ["infer", str(folder), "-o", str(tmp_path / "o"), "-q",
+                                    "--coco-json", str(victim)])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.output.startswith("Error: --coco-json") and victim.read_bytes() == before
+
+
+def test_output_folder_inside_the_input_folder(folder, tmp_path):
+    """Defect 9: ``infer dir -o dir`` twice fed its own renders back in as inputs."""
+    counts = []
+    for _ in range(3):
+        s = run_inference(FakePredict(), [str(folder)], InferOptions(output=folder),
+                          progress=False)
+        counts.append(s.processed)
+    assert counts == [2, 2, 2]
+    s = run_inference(FakePredict(), [f"{folder}/*.jpg"],
+                      InferOptions(output=folder, skip_existing=True), progress=False)
+    assert (s.processed, s.skipped_existing) == (0, 2)
+    fresh = shutil.copytree(folder, tmp_path / "fresh",
+                            ignore=shutil.ignore_patterns("*_*", "openpaf*"))
+    nested = fresh / "out"
+    for _ in range(2):
+        s = run_inference(FakePredict(), [str(fresh)],
+                          InferOptions(output=nested, recursive=True), progress=False)
+        assert s.processed == 2
+
+
+def test_two_runs_into_one_output_folder(folder, tmp_path):
+    """Defect 10: two unsharded runs into one folder tore openpaf_images.jsonl; the
+    second is now refused while the first holds the folder; shards have their own."""
+    from openpaf.io.paths import OutputError, output_lock
+    out = tmp_path / "out"
+    out.mkdir()
+    with output_lock(out):
+        with pytest.raises(OutputError, match=f"in use by another openpaf run .pid {os.getpid()}"):
+            run_inference(FakePredict(), [str(folder)],
+                          InferOptions(output=out, stream_jsonl=True), progress=False)
+        s = run_inference(FakePredict(), [str(folder)],
+                          InferOptions(output=out, shard=(0, 2)), progress=False)
+        assert s.processed >= 1
+    s = run_inference(FakePredict(), [str(folder)], InferOptions(output=out),
+                      progress=False)
+    assert s.processed == 2 and not [f for f in os.listdir(out) if f.startswith(".")]
+
+
+def test_a_damaged_video_has_one_record_with_its_gaps(tmp_path):
+    """Defect 3: the frames after a damaged stretch are processed, and the video has one
+    manifest record naming the real gap (not a failed record per stretch)."""
+    video = write_video(tmp_path / "clip.mp4", n=40, fps=10.0)
+    data = bytearray(video.read_bytes())
+    n = len(data)
+    data[n // 3:n // 2] = bytes(n // 2 - n // 3)
+    video.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    s = run_inference(FakePredict(), [str(video)], InferOptions(output=out), progress=False)
+    assert s.exit_code == 2 and len(s.failed) == 1 and s.processed >= 25
+    assert (out / "clip_000039_keypoints.json").exists()
+    (rec,) = [r for r in read_manifest(out / "openpaf_manifest.jsonl") if "input" in r]
+    (gap,) = rec["gaps"]
+    assert rec["status"] == "done" and rec["errors"] == 1
+    assert rec["frames"] == 40 - (gap[1] - gap[0] + 1) == s.processed
+
+
+def test_resume_redoes_corrupt_markers_and_removes_a_killed_runs_temp_files(folder, tmp_path):
+    """``--skip-existing`` trusted an empty or corrupt ``_keypoints.json``; temp files a
+    ``kill -9`` left (``.*.tmp.mp4``) were never cleaned."""
+    import subprocess
+    out = tmp_path / "out"
+    run_inference(FakePredict(), [str(folder)], InferOptions(output=out), progress=False)
+    stems = [Path(n).stem for n in REAL]
+    (out / f"{stems[0]}_keypoints.json").write_text("")
+    (out / f"{stems[1]}_keypoints.json").write_text('{"version": 1.3, "people": [{')
+    dead = subprocess.Popen(["true"])
+    dead.wait()                                     # a pid that no longer runs
+    stale = out / f".v_rendered.mp4.{dead.pid}.abcd1234.tmp.mp4"
+    stale.write_bytes(b"half a video")
+    live = out / f".w_rendered.mp4.{os.getpid()}.abcd1234.tmp.mp4"  # a live writer's
+    live.write_bytes(b"being written")
+    fake = FakePredict()
+    s = run_inference(fake, [str(folder)], InferOptions(output=out, skip_existing=True),
+                      progress=False)
+    assert fake.calls == 2 and (s.processed, s.skipped_existing) == (2, 0)
+    for stem in stems:
+        validate_openpose_json(json.loads((out / f"{stem}_keypoints.json").read_text()))
+    assert not stale.exists() and live.exists()

@@ -42,3 +42,24 @@ def test_limb_masking_helpers():
     limbs = sk.limbs_touching(face)
     assert set(limbs) == {12, 13, 14, 15, 16, 17, 18}
     assert len(sk.paf_channels_of(limbs)) == 14
+
+
+def test_body25_mapping_and_mid_hip():
+    rng = np.random.default_rng(1)
+    ours = np.concatenate([rng.uniform(0, 100, (3, 18, 2)), rng.uniform(0.1, 1, (3, 18, 1))],
+                          -1).astype(np.float32)
+    r_hip, l_hip = sk.KEYPOINTS.index("right_hip"), sk.KEYPOINTS.index("left_hip")
+    ours[1, l_hip] = 0                                 # person 1: left hip not found
+    b25 = sk.ours_to_body25(ours)
+    assert b25.shape == (3, 25, 3) and sk.NUM_BODY25_KEYPOINTS == 25
+    assert sk.BODY25_MID_HIP == 8 and sk.BODY25_KEYPOINTS[19:] == (
+        "left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe",
+        "right_heel")
+    for i, name in enumerate(sk.KEYPOINTS):            # every point at its BODY_25 name
+        np.testing.assert_array_equal(b25[:, sk.BODY25_KEYPOINTS.index(name)], ours[:, i])
+    for p in (0, 2):
+        np.testing.assert_allclose(b25[p, 8, :2], (ours[p, r_hip, :2] + ours[p, l_hip, :2]) / 2)
+        assert b25[p, 8, 2] == min(ours[p, r_hip, 2], ours[p, l_hip, 2])
+    assert not b25[1, 8].any()                         # mid-hip needs both hips
+    assert not b25[:, 19:].any()                       # feet are not detected
+    np.testing.assert_array_equal(sk.body25_to_ours(b25), ours)

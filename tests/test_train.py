@@ -216,3 +216,44 @@ def test_sigkilled_run_resumes_to_the_same_state(tmp_path):
         _assert_same(s_a[key], s_b[key], key)
     rows = [r["step"] for r in csv.DictReader(open(killed / "log.csv"))]
     assert rows == [str(i) for i in range(1, target + 1)]       # log continues, no gaps
+
+
+def test_bad_records_do_not_kill_a_run_and_edge_values_are_refused(tmp_path):
+    """Defect 8: a missing image stopped ``train`` at the step that drew it (no
+    checkpoint), a NaN keypoint ended in a FloatingPointError traceback, and --resume died
+    at the same place. Smaller items: --log-every 0, --max-steps -5, --stop-after 0,
+    --init vgg19-torchvision:BAD."""
+    spec = synthetic_people(tmp_path, n_images=4, size=96)
+    doc = json.loads(open(spec.annotations).read())
+    doc["annotations"][1]["keypoints"][0] = float("nan")
+    open(spec.annotations, "w").write(json.dumps(doc))
+    (tmp_path / "ann_images" / "0003.png").unlink()
+    base = ["train", "--data", f"{spec.annotations}:{spec.images}", "--recipe", "tiny",
+            "--input-size", "64", "--batch-size", "2", "--workers", "0", "--quiet"]
+    run = tmp_path / "run"
+    res = CliRunner().invoke(main, base + ["--max-steps", "4", "--out", str(run)])
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    assert "skipped 2 image(s) with bad records (first: annotation 2 (image 2)" in res.output
+    manifest = read_checkpoint(run / "last.pt")["manifest"]
+    assert manifest["steps"] == 4 and manifest["data"][0]["images_count"] == 2
+    assert manifest["data"][0]["images_skipped"] == 2
+    import subprocess
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = run / f".last.pt.{dead.pid}.abcd1234.tmp"     # what a kill -9 leaves behind
+    stale.write_bytes(b"half a checkpoint")
+    res = CliRunner().invoke(main, ["train", "--resume", str(run), "--max-steps", "6", "-q",
+                                    "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    assert read_checkpoint(run / "last.pt")["manifest"]["steps"] == 6
+    assert not stale.exists()
+    junk = tmp_path / "vgg.pth"
+    junk.write_bytes(b"not a torch file")
+    for extra, word in ((["--log-every", "0"], "log_every must be >= 1"),
+                        (["--max-steps", "-5"], "max_steps must be >= 1"),
+                        (["--max-steps", "2", "--stop-after", "0"], "must be >= 1"),
+                        (["--max-steps", "2", "--init", f"vgg19-torchvision:{junk}"],
+                         "cannot read as a torch file")):
+        res = CliRunner().invoke(main, base + extra + ["--out", str(tmp_path / "x")])
+        assert res.exit_code == 1 and word in res.output, res.output
+        assert "Traceback" not in res.output and len(res.output.splitlines()) == 1

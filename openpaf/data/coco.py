@@ -17,12 +17,18 @@ of the file, plus the spec's ``unknown_keypoints``. Files where some annotations
 face keypoints of people without it are unknown; as the masks are per channel, an image
 gets its face channels masked if *any* labelled person in it lacks ``face_source`` (exact
 for one-person images such as LSPET's, conservative otherwise).
+
+Bad records are found when the dataset is built, not when a step draws them: a file whose
+structure is wrong is refused (``data.records.read_coco``); an image whose file is missing
+or one of whose annotations is unusable (not 51 finite keypoint values, no finite box) is
+*skipped*, counted and named in ``PoseDataset.skipped`` (``train`` logs it and records the
+count in the checkpoint manifest). A file with no usable image is refused.
 """
 from __future__ import annotations
 
 import bisect
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -33,6 +39,7 @@ import torch
 from ..skeleton import FLIP, coco_to_ours
 from ..structures import InputNorm
 from .augment import AugmentParams, augment
+from .records import annotation_problem
 from .masks import (FACE, channel_weights, ignore_mask, is_labelled, keypoint_indices,
                     never_labelled)
 from .targets import TargetParams, render_targets
@@ -108,12 +115,18 @@ def load_data_yaml(path: str | os.PathLike) -> list[DatasetSpec]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"dataset YAML not found: {path}")
-    doc = yaml.safe_load(path.read_text()) or {}
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
     entries = doc["datasets"] if isinstance(doc, dict) and "datasets" in doc else [doc]
     specs = []
     for e in entries:
         if not isinstance(e, dict) or "annotations" not in e or "images" not in e:
             raise ValueError(f"{path}: each dataset needs 'annotations' and 'images'")
+        unknown = sorted(set(e) - {f.name for f in fields(DatasetSpec)})
+        if unknown:
+            raise ValueError(f"{path}: unknown key(s) {', '.join(map(str, unknown))}")
         e = dict(e)
         for key in ("annotations", "images"):
             p = Path(os.path.expanduser(os.path.expandvars(str(e[key]))))
@@ -168,16 +181,22 @@ class PoseDataset(torch.utils.data.Dataset):
         self.max_load_side = max_load_side if max_load_side is not None else 2 * params.input_size
         self.images_dir = Path(spec.images)
         self.coco = coco = load_ground_truth(spec.annotations)
-        all_anns = list(coco.anns.values())
+        problems = {i: p for i, p in ((a["id"], annotation_problem(a))
+                                      for a in coco.anns.values()) if p}
+        all_anns = [a for a in coco.anns.values() if a["id"] not in problems]
         self.auto_unknown = never_labelled(all_anns)
         self.unknown = tuple(sorted(set(self.auto_unknown)
                                     | set(keypoint_indices(spec.unknown_keypoints))))
         partial_face = any("face_source" in a for a in all_anns)
-        self.records = []
+        self.records, self.skipped = [], []
         for image_id in sorted(coco.getImgIds()):
             anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
             people = [a for a in anns if is_labelled(a) and "keypoints" in a]
             if not people:
+                continue
+            problem = self._problem(coco.imgs[image_id], anns, problems)
+            if problem:
+                self.skipped.append(problem)
                 continue
             face_unknown = partial_face and any("face_source" not in a for a in people)
             self.records.append(dict(
@@ -185,6 +204,20 @@ class PoseDataset(torch.utils.data.Dataset):
                 keypoints=coco_to_ours(np.array([a["keypoints"] for a in people],
                                                 np.float32).reshape(-1, 17, 3)),
                 boxes=np.array([_box(a) for a in people], np.float32)))
+
+        if not self.records:
+            first = f" (first skipped: {self.skipped[0]})" if self.skipped else ""
+            raise ValueError(f"{spec.annotations}: no usable image with labelled people"
+                             f"{first}")
+
+    def _problem(self, info: dict, anns: list[dict], problems: dict) -> str | None:
+        """Why image ``info`` cannot be a training record (``problems``: annotation id ->
+        its ``annotation_problem``), or None."""
+        bad = [problems[a["id"]] for a in anns if a["id"] in problems]
+        if bad:
+            return bad[0]
+        path = self.images_dir / info["file_name"]
+        return None if path.is_file() else f"image {info['id']}: no file {path}"
 
     def __len__(self) -> int:
         return len(self.records)

@@ -46,6 +46,7 @@ def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: DecodeParams | str | 
         ``assembly``).
     peaks: peaks found elsewhere (e.g. on a GPU by ``predict.find_peaks_torch``); then
         ``heatmaps`` is not used and may be None.
+    Every peak also goes to ``Detections.part_candidates`` (image pixels, per type).
     """
     if not isinstance(params, DecodeParams):
         params = get_params(params)
@@ -70,19 +71,21 @@ def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: DecodeParams | str | 
     t2 = time.perf_counter()
     members, limb_scores, scores = select_people(peaks, *group_peaks(peaks, connections),
                                                  params)
+    # Every peak in image pixels, [x, y, score]: people pick rows, candidates are all.
+    xys = np.empty((len(peaks), 3), dtype=np.float32)
+    xys[:, :2] = (peaks.xy + 0.5) * np.array([sx, sy], dtype=np.float32) - 0.5
+    xys[:, 2] = peaks.score
     people = []
     for m, ls, s in zip(members, limb_scores, scores):
         kps = np.zeros((len(m), 3), dtype=np.float32)
         found = m >= 0
-        idx = m[found]
-        kps[found, 0] = (peaks.xy[idx, 0] + 0.5) * sx - 0.5
-        kps[found, 1] = (peaks.xy[idx, 1] + 0.5) * sy - 0.5
-        kps[found, 2] = peaks.score[idx]
+        kps[found] = xys[m[found]]
         people.append(Person(keypoints=kps, score=float(s), limb_scores=ls))
     if timings is not None:
         t3 = time.perf_counter()
         timings.update(peaks=(t1 - t0) * 1e3, limbs=(t2 - t1) * 1e3, assembly=(t3 - t2) * 1e3)
-    return Detections(image_size=(int(image_size[0]), int(image_size[1])), people=people)
+    return Detections(image_size=(int(image_size[0]), int(image_size[1])), people=people,
+                      part_candidates=np.split(xys, peaks.offsets[1:-1]))
 
 
 @dataclass

@@ -17,9 +17,12 @@ sharded run, so processes never share a file). Each run appends::
      "people": ..., "seconds": ..., "interrupted": false}
 
 Statuses: ``done``; ``failed`` (with ``reason``; for a frame of a video the record also
-has ``frame`` when known, and the video still gets its own record when it ends);
+has ``frame`` when known, and the video still gets its own record when it ends; frames a
+video could not decode are not records of their own but ``errors`` and ``gaps``
+(``[[first, last], ...]``) in the video's one record);
 ``skipped`` (already done by an earlier run); for streams also ``stopped`` (cut short by
-``max_frames``) and ``interrupted`` (Ctrl-C: the frames so far are written). Every line
+``max_frames``) and ``interrupted`` (Ctrl-C: the frames so far are written). Paths that are
+not valid UTF-8 are written as JSON ``\\udcXX`` escapes and read back unchanged. Every line
 is written with one ``write`` call and flushed, so a run killed at any point leaves a
 manifest whose complete lines are all valid; ``read_manifest`` ignores a torn last line.
 An interrupted or killed run simply has no ``end`` record.
@@ -33,15 +36,14 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
-PathLike = Union[str, os.PathLike]
+from .paths import MANIFEST_STEM, is_reserved_stem, shard_suffix
 
-MANIFEST_STEM = "openpaf_manifest"
+PathLike = Union[str, os.PathLike]
 
 
 def manifest_path(output: PathLike, shard: Optional[tuple[int, int]] = None) -> Path:
     """``<output>/openpaf_manifest.jsonl``, or ``...shard<i>of<n>.jsonl`` for a shard."""
-    suffix = "" if shard is None else f".shard{shard[0]}of{shard[1]}"
-    return Path(output) / f"{MANIFEST_STEM}{suffix}.jsonl"
+    return Path(output) / f"{MANIFEST_STEM}{shard_suffix(shard)}.jsonl"
 
 
 def _now() -> str:
@@ -86,7 +88,9 @@ class ManifestWriter:
             raise ValueError("manifest is closed")
         line = json.dumps(_clean(fields), separators=(",", ":"), allow_nan=False,
                           ensure_ascii=False) + "\n"
-        self._fh.write(line.encode("utf-8"))
+        # A path that is not valid UTF-8 holds lone surrogates (surrogateescape): written
+        # as JSON escapes (\udcff), which json.loads turns back into the same str.
+        self._fh.write(line.encode("utf-8", "backslashreplace"))
         self.records += 1
 
     def close(self, **end) -> None:
@@ -124,7 +128,8 @@ def manifest_files(output: PathLike) -> list[Path]:
     folder = Path(output)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.glob(f"{MANIFEST_STEM}*.jsonl") if p.is_file())
+    return sorted(p for p in folder.glob(f"{MANIFEST_STEM}*.jsonl")
+                  if is_reserved_stem(p.stem) and p.is_file())
 
 
 def latest_records(paths: Iterable[PathLike]) -> dict[str, dict]:

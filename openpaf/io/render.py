@@ -47,7 +47,7 @@ def _auto_thickness(person: Person, width: int, height: int) -> int:
 
 
 def render(image: np.ndarray, detections: Detections, *, thickness: Optional[int] = None,
-           colour_by_id: bool = False) -> np.ndarray:
+           colour_by_id: bool = False, threshold: float = 0.0) -> np.ndarray:
     """Draw every person of ``detections`` on a copy of ``image``.
 
     image: ``(H, W, 3)`` uint8 BGR (not modified).
@@ -55,13 +55,15 @@ def render(image: np.ndarray, detections: Detections, *, thickness: Optional[int
         size based, at least 2 px). Keypoint dots get a matching radius.
     colour_by_id: colour each tracked person (``id >= 0``) by a stable colour from its id
         and write the id next to the head; untracked people keep the per-limb colours.
+    threshold: draw only keypoints whose confidence exceeds this, and limbs whose two ends
+        both do (OpenPose's ``--render_threshold``); 0 draws every found keypoint.
     Returns the rendered ``(H, W, 3)`` uint8 BGR copy.
     """
     out = np.ascontiguousarray(image, dtype=np.uint8).copy()
     h, w = out.shape[:2]
     for person in detections.people:
         kps = person.keypoints
-        found = person.found & np.isfinite(kps).all(axis=1)
+        found = (kps[:, 2] > max(threshold, 0.0)) & np.isfinite(kps).all(axis=1)
         if not found.any():
             continue
         t = thickness if thickness is not None else _auto_thickness(person, w, h)

@@ -6,17 +6,23 @@ one-line reason). Bad inputs never raise: the caller reports them and goes on.
 
 Spec kinds, tried in this order:
   * an existing file: a video if its extension is in ``VIDEO_EXTENSIONS``, else an image;
-  * an existing folder: its images (``IMAGE_EXTENSIONS``, case-insensitive; hidden
-    ``.*`` files skipped, like glob does), in natural sort order (``img2`` before
+  * an existing folder: its images and videos (``IMAGE_EXTENSIONS`` (GIF: its first
+    frame), ``VIDEO_EXTENSIONS``, case-insensitive; hidden ``.*`` files skipped, like
+    glob does), in natural sort order (``img2`` before
     ``img10``), non-recursive unless ``recursive=True``;
   * all digits (and no such file): a webcam index for ``cv2.VideoCapture``;
-  * containing ``* ? [``: a glob pattern (``**`` recurses); matching images and videos;
+  * containing ``* ? [``: a glob pattern (``**`` recurses, but not into links to
+    folders); matching images and videos;
   * anything else: an ``InputError`` ("no such file or directory").
 
-Output names are assigned over the whole expansion of all specs (so they do not depend on
-``shard``). With ``events=True`` the stream also carries ``Skipped`` (an input dropped by a
-``skip``/``skip_stream`` callback) and ``StreamEnd`` (the last frame of a video, webcam or
-still-image sequence has been yielded) markers, for consumers that keep per-stream state.
+A file is read once however often the specs reach it (same real file: links, repeated
+specs), and the rendered outputs in the run's ``output`` folder are never inputs (see
+``io.paths``). Output names are assigned over the whole expansion of all specs (so they
+do not depend on ``shard``), and never take the stem of a run-level file
+(``openpaf_manifest``, ``openpaf_images``). With ``events=True`` the stream also carries
+``Skipped`` (an input dropped by a ``skip``/``skip_stream`` callback) and ``StreamEnd``
+(the last frame of a video, webcam or still-image sequence has been yielded) markers, for
+consumers that keep per-stream state.
 
 Units: each still image, video and webcam is one unit; with ``sequences=True`` the images
 of one folder or glob spec (or of a run of consecutive image-file specs in one folder, as
@@ -42,13 +48,15 @@ from typing import Callable, Iterator, Optional, Union
 import cv2
 import numpy as np
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
+from .paths import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, file_key, is_own_output, is_reserved_stem
+
 # Images declaring more pixels than this are refused before decoding (a 20000 x 20000
 # header would otherwise make the decoder allocate gigabytes).
 MAX_IMAGE_PIXELS = 100_000_000
-# Consecutive unreadable video frames tolerated before giving up on a stream.
+# Largest number taken as a webcam index (a longer digit string is a missing file).
+MAX_WEBCAM_INDEX = 9999
+# Consecutive unreadable webcam frames tolerated before giving up on it; also the longest
+# unreadable tail of a video file taken as an over-stated frame count, not as damage.
 MAX_BAD_FRAMES = 5
 # Held while file descriptor 2 is silenced around a decode call (``_quiet_stderr``). A
 # thread that must not lose what it writes to stderr (e.g. one-line error reports while a
@@ -104,10 +112,12 @@ class Frame:
 
 @dataclass
 class InputError:
-    """An input that could not be read; ``reason`` is one line for ``skipped <src>: <reason>``."""
+    """An input that could not be read; ``reason`` is one line for ``skipped <src>: <reason>``.
+    frames: ``(first, last)`` frame numbers for unreadable frames of a video, else None."""
 
     source: str
     reason: str
+    frames: Optional[tuple[int, int]] = None
 
 
 @dataclass
@@ -362,10 +372,47 @@ def _kind_of(path: str) -> Optional[str]:
     return None
 
 
-def _expand(spec: str, recursive: bool) -> Iterator[Union[_Input, InputError]]:
+def _glob(pattern: str) -> list[str]:
+    """``glob.glob(pattern, recursive=True)``, except that ``**`` never descends into a
+    link to a folder (a link loop would repeat the same files without end)."""
+    parts = pattern.split(os.sep)
+    if "**" not in parts:
+        return glob.glob(pattern)
+    i = parts.index("**")
+    head = os.sep.join(parts[:i]) or (os.sep if pattern.startswith(os.sep) else "")
+    tail = os.sep.join(parts[i + 1:])
+    out: list[str] = []
+    for base in (glob.glob(head) if _is_glob(head) else [head]) if head else [""]:
+        for root, dirs, names in os.walk(base or os.curdir):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            root = "" if root == os.curdir and not base else root
+            if tail:
+                out += _glob(os.path.join(glob.escape(root), tail))
+            else:
+                out += [os.path.join(root, n) for n in names if not n.startswith(".")]
+    return out
+
+
+def _keep(files: list[str], seen: set, output) -> list[str]:
+    """``files`` less the run's own outputs and files already listed (by real file)."""
+    kept = []
+    for f in files:
+        key = file_key(f)
+        if key in seen or is_own_output(f, output):
+            continue
+        seen.add(key)
+        kept.append(f)
+    return kept
+
+
+def _expand(spec: str, recursive: bool, seen: set,
+            output=None) -> Iterator[Union[_Input, InputError]]:
+    """The inputs of one spec; files in ``seen`` (``file_key``) or outputs of the run into
+    ``output`` are left out, the others added to ``seen``."""
     spec = os.fspath(spec)
     if os.path.isfile(spec):
-        yield _Input(_kind_of(spec) or "image", spec)
+        for f in _keep([spec], seen, output):
+            yield _Input(_kind_of(f) or "image", f)
     elif os.path.isdir(spec):
         if recursive:
             files = [os.path.join(root, f) for root, dirs, names in os.walk(spec)
@@ -379,18 +426,24 @@ def _expand(spec: str, recursive: bool) -> Iterator[Union[_Input, InputError]]:
             except OSError as e:
                 yield InputError(spec, _one_line(f"cannot list folder ({e.strerror or e})"))
                 return
-        files = sorted((f for f in files if _kind_of(f) == "image"), key=_natural_key)
-        if not files:
-            yield InputError(spec, "no images in folder")
-        for i, f in enumerate(files):
-            yield _Input("image", f, i)
-    elif spec.isdigit():
-        yield _Input("webcam", spec)
-    elif _is_glob(spec):
-        files = [f for f in glob.glob(spec, recursive=True) if os.path.isfile(f)]
         files = sorted((f for f in files if _kind_of(f)), key=_natural_key)
         if not files:
+            yield InputError(spec, "no images in folder")
+        files = _keep(files, seen, output)
+        for i, f in enumerate(files):
+            yield _Input(_kind_of(f), f, i)
+    elif spec.isdigit():
+        if int(spec) > MAX_WEBCAM_INDEX:
+            yield InputError(spec, f"no such file, and not a webcam index "
+                                   f"(0-{MAX_WEBCAM_INDEX})")
+            return
+        yield _Input("webcam", spec)
+    elif _is_glob(spec):
+        files = sorted((f for f in _glob(spec) if _kind_of(f) and os.path.isfile(f)),
+                       key=_natural_key)
+        if not files:
             yield InputError(spec, "no images or videos match the pattern")
+        files = _keep(files, seen, output)
         for i, f in enumerate(files):
             yield _Input(_kind_of(f), f, i)
     else:
@@ -398,8 +451,9 @@ def _expand(spec: str, recursive: bool) -> Iterator[Union[_Input, InputError]]:
 
 
 def _unique(name: str, used: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... when used or the stem of a run-level file."""
     out, k = name, 1
-    while out in used:
+    while out in used or is_reserved_stem(out):
         k += 1
         out = f"{name}_{k}"
     used.add(out)
@@ -435,11 +489,13 @@ def _sequence_stem(spec: str) -> str:
 
 
 def _plan(specs: list[str], *, every: int, recursive: bool,
-          shard: Optional[tuple[int, int]],
-          sequences: bool) -> Iterator[Union[_Input, _Sequence, InputError]]:
+          shard: Optional[tuple[int, int]], sequences: bool,
+          output=None) -> Iterator[Union[_Input, _Sequence, InputError]]:
     """The units (image, video, webcam, sequence, expansion error) of ``specs`` in this
-    ``shard``, in order, with output names assigned over all shards (see module doc)."""
+    ``shard``, in order, with output names assigned over all shards (see module doc).
+    A file is listed once however often it is reached (links, repeated specs)."""
     used: set[str] = set()
+    seen: set = set()
     position = 0
     run: Optional[_Sequence] = None   # a run of image-file specs in one folder
     run_dir: Optional[str] = None
@@ -474,7 +530,7 @@ def _plan(specs: list[str], *, every: int, recursive: bool,
             if seq is not None:
                 yield seq
         group = _Sequence(spec, []) if sequences and not image_file else None
-        for inp in _expand(spec, recursive):
+        for inp in _expand(spec, recursive, seen, output):
             if isinstance(inp, InputError):
                 if mine():
                     yield inp
@@ -509,15 +565,30 @@ def _plan(specs: list[str], *, every: int, recursive: bool,
 # Video and webcam
 
 
+def _read(cap, want: bool):
+    """``(ok, image or None)`` of one ``read`` (``want``) or ``grab``; never raises."""
+    try:
+        with _quiet_stderr():  # ffmpeg logs decode errors straight to fd 2
+            if want:
+                ok, img = cap.read()
+                return bool(ok) and img is not None and img.size > 0, img
+            return bool(cap.grab()), None
+    except cv2.error:
+        return False, None
+
+
 def _video_frames(cap, source: str, stem: str, every: int, *, live: bool,
                   limit: Optional[int]):
     """Frames of one opened ``cv2.VideoCapture``-like object (``read``, ``grab``, ``get``).
 
-    Unreadable frames are skipped: after a later frame reads again, one ``InputError``
-    names the skipped range; after ``MAX_BAD_FRAMES`` consecutive failures the stream
-    ends (reported when the container declared more frames than were read).
-    Returns (as the generator's value) True when the stream ended by itself, False when
-    ``limit`` frames were yielded first.
+    Unreadable frames are skipped, and reading goes on past a damaged stretch up to the
+    container's declared frame count: after a later frame reads again, one ``InputError``
+    names the frames lost (the frame number is taken from the decoder's timestamp when it
+    has one, so the gap is the real one). The stream ends at the declared count (an
+    unreadable tail longer than ``MAX_BAD_FRAMES`` is reported), at the first failure
+    when no count is declared, and for a webcam after ``MAX_BAD_FRAMES`` failures in a
+    row. Returns (as the generator's value) True when the stream ended by itself, False
+    when ``limit`` frames were yielded first.
     """
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     fps = fps if 0.0 < fps < 1000.0 else None
@@ -528,24 +599,16 @@ def _video_frames(cap, source: str, stem: str, every: int, *, live: bool,
     try:
         while limit is None or yielded < limit:
             want = index % every == 0
-            try:
-                with _quiet_stderr():  # ffmpeg logs decode errors straight to fd 2
-                    if want:
-                        ok, img = cap.read()
-                        ok = bool(ok) and img is not None and img.size > 0
-                    else:
-                        ok, img = bool(cap.grab()), None
-            except cv2.error:
-                ok, img = False, None
+            ok, img = _read(cap, want)
             if not ok:
                 # End of file when the declared length is reached (or unknown); else a
-                # damaged frame: skip it, up to MAX_BAD_FRAMES in a row.
+                # damaged frame: skip it (a webcam: up to MAX_BAD_FRAMES in a row).
                 eof = not live and (declared == 0 or index >= declared)
                 if not eof:
                     bad_start = index if bad == 0 else bad_start
                     bad += 1
                     index += 1
-                    if bad <= MAX_BAD_FRAMES:
+                    if not live or bad <= MAX_BAD_FRAMES:
                         if live:
                             time.sleep(0.05)  # give the camera a moment
                         continue
@@ -553,20 +616,26 @@ def _video_frames(cap, source: str, stem: str, every: int, *, live: bool,
                     yield InputError(source, "webcam stopped delivering frames")
                 elif bad and declared - bad_start > MAX_BAD_FRAMES:
                     # (a short unreadable tail is an over-stated frame count, not damage)
-                    yield InputError(source, f"cannot decode frames {bad_start}-"
-                                             f"{declared - 1} of {declared}; stopped")
+                    yield InputError(source, f"frames {bad_start}-{declared - 1} of "
+                                             f"{declared}: cannot decode, skipped",
+                                     (bad_start, declared - 1))
                 complete = True
                 break
+            ms = None if live else cap.get(cv2.CAP_PROP_POS_MSEC)
             if bad:
-                last = index - 1
-                span = f"{bad_start}-{last}" if last > bad_start else f"{bad_start}"
-                yield InputError(source, f"frame {span}: cannot decode, skipped")
+                if fps and ms is not None and ms > 0:  # the real frame number after a gap
+                    index = max(bad_start, int(round(ms / 1000.0 * fps)))
+                    want = want and index % every == 0
+                if index > bad_start:
+                    last = index - 1
+                    span = f"{bad_start}-{last}" if last > bad_start else f"{bad_start}"
+                    yield InputError(source, f"frame {span}: cannot decode, skipped",
+                                     (bad_start, last))
                 bad = 0
             if want:
                 if live:
                     t = time.monotonic() - start
                 else:
-                    ms = cap.get(cv2.CAP_PROP_POS_MSEC)
                     t = (ms / 1000.0 if ms is not None and (ms > 0 or index == 0 and ms == 0)
                          else (index / fps if fps else None))
                 if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
@@ -632,7 +701,7 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
                 skip: Optional[Callable[[str], bool]] = None,
                 skip_stream: Optional[Callable[[str, str], bool]] = None,
                 shard: Optional[tuple[int, int]] = None, sequences: bool = False,
-                events: bool = False) -> Iterator[Item]:
+                events: bool = False, output=None) -> Iterator[Item]:
     """Yield ``Frame`` / ``InputError`` for every input spec, in order (see module doc).
 
     every: keep every N-th frame of each video/webcam and every N-th image of each
@@ -647,6 +716,7 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
     shard: ``(i, n)``: only the units of shard i of n (see module doc).
     sequences: group still images into sequences (``Frame.sequence``, see module doc).
     events: also yield ``Skipped`` and ``StreamEnd`` markers.
+    output: the run's output folder: its rendered outputs are never inputs.
     Callbacks run in the thread that iterates.
     """
     if every < 1:
@@ -654,7 +724,7 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
     check_shard(shard)
     yielded = 0
     for unit in _plan(list(specs), every=every, recursive=recursive, shard=shard,
-                      sequences=sequences):
+                      sequences=sequences, output=output):
         if max_frames is not None and yielded >= max_frames:
             return
         if isinstance(unit, InputError):
@@ -714,7 +784,7 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
 
 def count_inputs(specs: list[str], *, every: int = 1, max_frames: Optional[int] = None,
                  recursive: bool = False, shard: Optional[tuple[int, int]] = None,
-                 sequences: bool = False) -> Optional[int]:
+                 sequences: bool = False, output=None) -> Optional[int]:
     """Number of items ``iter_frames`` will yield (frames + expansion errors), for a
     progress-bar total. Cheap: lists folders and reads video headers only. Video lengths
     come from ``CAP_PROP_FRAME_COUNT`` (can be approximate). None when a webcam is
@@ -722,7 +792,7 @@ def count_inputs(specs: list[str], *, every: int = 1, max_frames: Optional[int] 
     """
     errors, frames, endless = 0, 0, False
     for unit in _plan(list(specs), every=every, recursive=recursive, shard=shard,
-                      sequences=sequences):
+                      sequences=sequences, output=output):
         if isinstance(unit, InputError):
             errors += 1
         elif isinstance(unit, _Sequence):
@@ -740,6 +810,15 @@ def count_inputs(specs: list[str], *, every: int = 1, max_frames: Optional[int] 
     return None if endless else errors + frames
 
 
+def input_keys(specs: list[str], *, recursive: bool = False, output=None) -> set:
+    """``paths.file_key`` of every file the specs expand to (all shards)."""
+    seen: set = set()
+    for spec in specs:
+        for _ in _expand(os.fspath(spec), recursive, seen, output):
+            pass
+    return seen
+
+
 def video_length(path: str, every: int = 1) -> int:
     """Declared frame count of a video file (``CAP_PROP_FRAME_COUNT``; approximate for
     some containers) divided by ``every``, rounded up; 0 when unreadable or unknown."""
@@ -751,7 +830,7 @@ def video_length(path: str, every: int = 1) -> int:
 
 
 __all__ = ["Frame", "InputError", "Skipped", "StreamEnd", "Item", "ImageLoadError",
-           "iter_frames", "count_inputs", "video_length", "parse_shard", "check_shard",
+           "iter_frames", "count_inputs", "input_keys", "video_length", "parse_shard", "check_shard",
            "STDERR_LOCK",
            "load_image", "decode_image", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS",
            "MAX_IMAGE_PIXELS"]

@@ -1,8 +1,10 @@
-"""Output writers: atomic file writes, OpenPose JSON, COCO results, JSON Lines streams.
+"""Output writers: atomic file writes, OpenPose JSON, COCO results, JSON Lines streams,
+network maps.
 
 Coordinates are written as they are held in ``Person.keypoints``: image pixels with pixel
 centres at integer coordinates. That is both OpenPose's and COCO's annotation
-convention, so no +-0.5 shift happens here.
+convention, so no +-0.5 shift happens here. OpenPose JSON and JSONL can instead use
+OpenPose's BODY_25 order and its [0, 1] / [-1, 1] keypoint scales (``OpenPoseFormat``).
 """
 from __future__ import annotations
 
@@ -11,14 +13,18 @@ import math
 import os
 import re
 import tempfile
+from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import IO, Optional, Union
 
 import cv2
 import numpy as np
 
-from ..skeleton import NUM_COCO_KEYPOINTS, NUM_KEYPOINTS
-from ..structures import Detections, Person
+from ..skeleton import (NUM_BODY25_KEYPOINTS, NUM_COCO_KEYPOINTS, NUM_KEYPOINTS,
+                        OURS_TO_BODY25, body25_to_ours, ours_to_body25)
+from ..structures import Detections, ImageMaps, Person
+from .paths import temp_prefix
 
 PathLike = Union[str, os.PathLike]
 
@@ -28,6 +34,10 @@ _OPENPOSE_EMPTY_KEYS = ("face_keypoints_2d", "hand_left_keypoints_2d",
                         "hand_right_keypoints_2d", "pose_keypoints_3d", "face_keypoints_3d",
                         "hand_left_keypoints_3d", "hand_right_keypoints_3d")
 COCO_PERSON_CATEGORY = 1
+OPENPOSE_LAYOUTS = ("coco18", "body25")
+# Ours -> OpenPose's --keypoint_scale number.
+KEYPOINT_SCALES = {"pixels": 0, "unit": 3, "signed-unit": 4}
+MAPS_FORMATS = ("npy", "png")
 
 # Read once at import: os.umask can only be read by setting it.
 _UMASK = os.umask(0o022)
@@ -49,7 +59,7 @@ class AtomicPath:
     def __init__(self, path: PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.",
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=temp_prefix(self.path),
                                    suffix=f".tmp{self.path.suffix}")
         os.close(fd)
         self.tmp = Path(tmp)
@@ -129,16 +139,102 @@ def atomic_write_image(path: PathLike, image: np.ndarray,
 # OpenPose JSON
 
 
-def _flat(kps: np.ndarray) -> list[float]:
-    """``(K, 3)`` -> ``[x, y, c] * K`` with 3 decimals for x, y and 4 for c; missing points
-    (c <= 0 or non-finite) are written as ``0, 0, 0`` like OpenPose."""
+def _flat(kps: np.ndarray, digits: int = 3) -> list[float]:
+    """``(K, 3)`` -> ``[x, y, c] * K`` with ``digits`` decimals for x, y and 4 for c; missing
+    points (c <= 0 or non-finite) are written as ``0, 0, 0`` like OpenPose."""
     out: list[float] = []
     for x, y, c in np.asarray(kps, dtype=np.float64):
         if not (c > 0 and math.isfinite(x) and math.isfinite(y) and math.isfinite(c)):
             out += [0.0, 0.0, 0.0]
         else:
-            out += [round(float(x), 3), round(float(y), 3), round(float(c), 4)]
+            out += [round(float(x), digits), round(float(y), digits), round(float(c), 4)]
     return out
+
+
+@dataclass(frozen=True)
+class OpenPoseFormat:
+    """What ``pose_keypoints_2d`` (and ``part_candidates``) hold in OpenPose JSON and JSONL.
+
+    layout: "coco18", our 18 points in the order of OpenPose ``--model_pose COCO``; or
+        "body25", OpenPose's default BODY_25 order (``skeleton.ours_to_body25``: mid-hip
+        = the hips' mid-point, the six foot points zeros).
+    keypoint_scale: "pixels" (OpenPose ``--keypoint_scale 0``), "unit": [0, 1] (3) or
+        "signed-unit": [-1, 1] (4). As in OpenPose, x is divided by (width - 1) and y by
+        (height - 1); missing points stay ``0, 0, 0``. x, y get 3 decimals in pixels, 6
+        otherwise.
+    part_candidates: also write every keypoint candidate (heatmap peak), as OpenPose's
+        ``--part_candidates`` does: ``"part_candidates": [{"0": [x, y, score, ...], ...}]``.
+    """
+
+    layout: str = "coco18"
+    keypoint_scale: str = "pixels"
+    part_candidates: bool = False
+
+    def __post_init__(self):
+        if self.layout not in OPENPOSE_LAYOUTS:
+            raise ValueError(f"OpenPose layout must be one of {', '.join(OPENPOSE_LAYOUTS)}, "
+                             f"got {self.layout!r}")
+        if self.keypoint_scale not in KEYPOINT_SCALES:
+            raise ValueError(f"keypoint scale must be one of {', '.join(KEYPOINT_SCALES)}, "
+                             f"got {self.keypoint_scale!r}")
+
+    @property
+    def digits(self) -> int:
+        return 3 if self.keypoint_scale == "pixels" else 6
+
+    def _affine(self, image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(scale, offset)``, each ``(2,)``: written x, y = pixels * scale + offset."""
+        if self.keypoint_scale == "pixels":
+            return np.ones(2), np.zeros(2)
+        if min(image_size) <= 0:
+            raise ValueError(f"keypoint scale {self.keypoint_scale} needs the image size")
+        span = np.maximum(np.asarray(image_size, np.float64) - 1.0, 1.0)
+        if self.keypoint_scale == "unit":
+            return 1.0 / span, np.zeros(2)
+        return 2.0 / span, -np.ones(2)
+
+    def _scaled(self, kps: np.ndarray, image_size, inverse: bool = False) -> np.ndarray:
+        """``(K, 3)`` float64 copy with x, y of the found points (c > 0) in this scale
+        (``inverse``: from this scale back to pixels)."""
+        kps = np.array(kps, dtype=np.float64).reshape(-1, 3)
+        scale, offset = self._affine(image_size)
+        found = kps[:, 2] > 0
+        kps[found, :2] = (kps[found, :2] - offset) / scale if inverse \
+            else kps[found, :2] * scale + offset
+        return kps
+
+    def keypoints(self, kps: np.ndarray, image_size: tuple[int, int]) -> list[float]:
+        """Our ``(18, 3)`` pixel keypoints -> the flat ``pose_keypoints_2d`` list."""
+        if self.layout == "body25":
+            kps = ours_to_body25(kps)
+        return _flat(self._scaled(kps, image_size), self.digits)
+
+    def candidates(self, detections: Detections) -> dict[str, list[float]]:
+        """OpenPose's ``part_candidates`` object for ``detections``: ``{"k": [x, y, score,
+        ...]}`` per keypoint k of the layout (BODY_25's mid-hip and feet: empty)."""
+        if detections.part_candidates is None:
+            raise ValueError("no part candidates to write: the predictor did not return them")
+        parts = detections.part_candidates
+        if self.layout == "body25":
+            parts = [np.zeros((0, 3), np.float32)] * NUM_BODY25_KEYPOINTS
+            for i, j in enumerate(OURS_TO_BODY25):
+                parts[j] = detections.part_candidates[i]
+        return {str(k): _flat(self._scaled(c, detections.image_size), self.digits)
+                for k, c in enumerate(parts)}
+
+    def read_keypoints(self, values: list, image_size: tuple[int, int]) -> np.ndarray:
+        """A ``pose_keypoints_2d`` list (54 or 75 numbers, in this scale) -> our ``(18, 3)``
+        pixel keypoints (BODY_25 is recognised by its length)."""
+        kps = self._scaled(values, image_size, inverse=True)
+        return (body25_to_ours(kps) if len(kps) == NUM_BODY25_KEYPOINTS else kps) \
+            .astype(np.float32)
+
+    def read_candidates(self, obj: dict, image_size: tuple[int, int]) -> list[np.ndarray]:
+        """A ``part_candidates`` object (18 or 25 keys) -> our 18 pixel arrays ``(n, 3)``."""
+        parts = [self._scaled(obj[str(k)], image_size, inverse=True) for k in range(len(obj))]
+        if len(parts) == NUM_BODY25_KEYPOINTS:
+            parts = [parts[j] for j in OURS_TO_BODY25]
+        return [p.astype(np.float32) for p in parts]
 
 
 def _finite(v: float, ndigits: int = 4) -> float:
@@ -146,46 +242,59 @@ def _finite(v: float, ndigits: int = 4) -> float:
     return round(v, ndigits) if math.isfinite(v) else 0.0
 
 
-def openpose_json(detections: Detections) -> dict:
-    """Detections -> OpenPose (>= 1.3) JSON dict.
+def openpose_json(detections: Detections, fmt: OpenPoseFormat = OpenPoseFormat()) -> dict:
+    """Detections -> OpenPose JSON dict, as OpenPose 1.7 writes it (file version 1.3).
 
-    ``{"version": 1.3, "people": [{"person_id": [id], "pose_keypoints_2d": [x, y, c] * 18,
+    ``{"version": 1.3, "people": [{"person_id": [id], "pose_keypoints_2d": [x, y, c] * K,
     "face_keypoints_2d": [], "hand_left_keypoints_2d": [], "hand_right_keypoints_2d": [],
     "pose_keypoints_3d": [], "face_keypoints_3d": [], "hand_left_keypoints_3d": [],
-    "hand_right_keypoints_3d": []}, ...]}``. ``person_id`` is ``[-1]`` when untracked.
+    "hand_right_keypoints_3d": []}, ...]}``, plus ``"part_candidates": [{"0": [...], ...}]``
+    when ``fmt.part_candidates``. K = 18 or 25 by ``fmt.layout``; ``person_id`` is ``[-1]``
+    when untracked.
     """
     people = []
     for p in detections.people:
-        entry: dict = {"person_id": [int(p.id)], "pose_keypoints_2d": _flat(p.keypoints)}
+        entry: dict = {"person_id": [int(p.id)],
+                       "pose_keypoints_2d": fmt.keypoints(p.keypoints, detections.image_size)}
         entry.update({k: [] for k in _OPENPOSE_EMPTY_KEYS})
         people.append(entry)
-    return {"version": OPENPOSE_JSON_VERSION, "people": people}
+    obj = {"version": OPENPOSE_JSON_VERSION, "people": people}
+    if fmt.part_candidates:
+        obj["part_candidates"] = [fmt.candidates(detections)]
+    return obj
 
 
-def write_openpose_json(path: PathLike, detections: Detections) -> Path:
-    """Write ``openpose_json(detections)`` to ``path`` atomically."""
-    return atomic_write_json(path, openpose_json(detections))
+def write_openpose_json(path: PathLike, detections: Detections,
+                        fmt: OpenPoseFormat = OpenPoseFormat()) -> Path:
+    """Write ``openpose_json(detections, fmt)`` to ``path`` atomically."""
+    return atomic_write_json(path, openpose_json(detections, fmt))
 
 
 def read_openpose_json(path_or_obj: Union[PathLike, dict],
-                       image_size: tuple[int, int] = (0, 0)) -> Detections:
+                       image_size: tuple[int, int] = (0, 0),
+                       keypoint_scale: str = "pixels") -> Detections:
     """Read OpenPose JSON (a path or the loaded dict) back into ``Detections``.
 
-    The file holds no person score: it is set to the mean confidence of found keypoints.
-    ``image_size`` is ``(width, height)``, not stored in the file either.
+    COCO-18 and BODY_25 files are told apart by length; ``part_candidates`` are read when
+    present. The file holds no person score: it is set to the mean confidence of found
+    keypoints. ``image_size`` is ``(width, height)``, not stored in the file either; it is
+    needed to read a ``keypoint_scale`` other than pixels.
     """
     obj = path_or_obj
     if not isinstance(obj, dict):
         with open(obj, encoding="utf-8") as fh:
             obj = json.load(fh)
     validate_openpose_json(obj)
+    fmt = OpenPoseFormat(keypoint_scale=keypoint_scale)
     people = []
     for entry in obj["people"]:
-        kps = np.asarray(entry["pose_keypoints_2d"], np.float32).reshape(NUM_KEYPOINTS, 3)
+        kps = fmt.read_keypoints(entry["pose_keypoints_2d"], image_size)
         found = kps[:, 2] > 0
         score = float(kps[found, 2].mean()) if found.any() else 0.0
         people.append(Person(kps, score, id=int(entry["person_id"][0])))
-    return Detections(tuple(image_size), people)
+    candidates = fmt.read_candidates(obj["part_candidates"][0], image_size) \
+        if "part_candidates" in obj else None
+    return Detections(tuple(image_size), people, part_candidates=candidates)
 
 
 def _is_number(v) -> bool:
@@ -197,9 +306,10 @@ def validate_openpose_json(obj) -> None:
 
     Checks: ``version`` is a number; ``people`` is a list; each person has the keys of
     ``openpose_json``; ``person_id`` is a non-empty list of ints; ``pose_keypoints_2d``
-    holds 54 finite numbers with confidences >= 0 (peaks may slightly exceed 1, and
-    refined coordinates may be slightly negative, so neither is an error); the other
-    keypoint lists are lists.
+    holds 54 (COCO-18) or 75 (BODY_25) finite numbers with confidences >= 0 (peaks may
+    slightly exceed 1, and refined coordinates may be slightly negative, so neither is an
+    error); the other keypoint lists are lists; ``part_candidates``, when present, is one
+    object with keys "0".."K-1" of lists of finite numbers in threes.
     """
     if not isinstance(obj, dict):
         raise ValueError(f"top level must be an object, got {type(obj).__name__}")
@@ -208,7 +318,7 @@ def validate_openpose_json(obj) -> None:
     people = obj.get("people")
     if not isinstance(people, list):
         raise ValueError("'people' must be a list")
-    n = 3 * NUM_KEYPOINTS
+    sizes = (3 * NUM_KEYPOINTS, 3 * NUM_BODY25_KEYPOINTS)
     for i, p in enumerate(people):
         where = f"people[{i}]"
         if not isinstance(p, dict):
@@ -223,17 +333,33 @@ def validate_openpose_json(obj) -> None:
                                                       for v in pid)):
             raise ValueError(f"{where}.person_id must be a non-empty list of ints")
         kps = p["pose_keypoints_2d"]
-        if not isinstance(kps, list) or len(kps) != n:
+        if not isinstance(kps, list) or len(kps) not in sizes:
             got = len(kps) if isinstance(kps, list) else type(kps).__name__
-            raise ValueError(f"{where}.pose_keypoints_2d must have {n} numbers, got {got}")
+            raise ValueError(f"{where}.pose_keypoints_2d must have {sizes[0]} or {sizes[1]} "
+                             f"numbers, got {got}")
         if not all(_is_number(v) for v in kps):
             raise ValueError(f"{where}.pose_keypoints_2d must hold finite numbers")
-        for k in range(NUM_KEYPOINTS):
+        for k in range(len(kps) // 3):
             if kps[3 * k + 2] < 0:
                 raise ValueError(f"{where} keypoint {k}: negative confidence")
         for k in _OPENPOSE_EMPTY_KEYS:
             if not isinstance(p[k], list):
                 raise ValueError(f"{where}.{k} must be a list")
+    if "part_candidates" in obj:
+        _validate_candidates(obj["part_candidates"])
+
+
+def _validate_candidates(cands) -> None:
+    if not (isinstance(cands, list) and len(cands) == 1 and isinstance(cands[0], dict)):
+        raise ValueError("'part_candidates' must be a list holding one object")
+    keys = list(cands[0])
+    if len(keys) not in (NUM_KEYPOINTS, NUM_BODY25_KEYPOINTS) \
+            or sorted(keys) != sorted(str(k) for k in range(len(keys))):
+        raise ValueError(f"part_candidates keys must be '0'..'{NUM_KEYPOINTS - 1}' or "
+                         f"'0'..'{NUM_BODY25_KEYPOINTS - 1}'")
+    for k, v in cands[0].items():
+        if not (isinstance(v, list) and len(v) % 3 == 0 and all(_is_number(x) for x in v)):
+            raise ValueError(f"part_candidates[{k!r}] must hold finite numbers in threes")
 
 
 # ---------------------------------------------------------------------------------------
@@ -309,12 +435,15 @@ class JsonlWriter:
     """One JSON object per frame, one line each, flushed per line (for live streams).
 
     Line: ``{"frame": i, "time": t or null, "name": str or null, "people": [{"person_id":
-    int, "pose_keypoints_2d": [x, y, c] * 18, "score": float}]}``.
+    int, "pose_keypoints_2d": [x, y, c] * K, "score": float}]}``, keypoints and the
+    optional ``"part_candidates"`` as in OpenPose JSON of format ``fmt``.
     ``target`` is a path (opened for writing, or appending with ``append=True``) or an
     open text file (not closed by ``close()``).
     """
 
-    def __init__(self, target: Union[PathLike, IO[str]], *, append: bool = False):
+    def __init__(self, target: Union[PathLike, IO[str]], *, append: bool = False,
+                 fmt: OpenPoseFormat = OpenPoseFormat()):
+        self.fmt = fmt
         if hasattr(target, "write"):
             self._fh, self._own = target, False
         else:
@@ -325,11 +454,15 @@ class JsonlWriter:
 
     def write(self, frame: int, time: Optional[float], detections: Detections,
               name: Optional[str] = None) -> None:
-        people = [{"person_id": int(p.id), "pose_keypoints_2d": _flat(p.keypoints),
+        size = detections.image_size
+        people = [{"person_id": int(p.id),
+                   "pose_keypoints_2d": self.fmt.keypoints(p.keypoints, size),
                    "score": _finite(p.score, 6)} for p in detections.people]
         rec = {"frame": int(frame),
                "time": None if time is None or not math.isfinite(time) else round(time, 6),
                "name": name, "people": people}
+        if self.fmt.part_candidates:
+            rec["part_candidates"] = [self.fmt.candidates(detections)]
         self._fh.write(json.dumps(rec, separators=(",", ":"), allow_nan=False) + "\n")
         self._fh.flush()
         self.lines += 1
@@ -346,7 +479,51 @@ class JsonlWriter:
         return False
 
 
+# ---------------------------------------------------------------------------------------
+# Network maps
+
+
+def maps_strip(maps: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``(C, h, w)`` maps -> ``(h, C * w)`` uint8 grey strip, channels side by side,
+    ``[low, high]`` mapped onto ``[0, 255]`` (clipped)."""
+    c, h, w = maps.shape
+    unit = (np.clip(maps.astype(np.float32), low, high) - low) / (high - low)
+    return np.rint(unit * 255.0).astype(np.uint8).transpose(1, 0, 2).reshape(h, c * w)
+
+
+def write_maps(folder: PathLike, name: str, maps: ImageMaps, image_size: tuple[int, int],
+               fmt: str = "npy") -> list[Path]:
+    """Save one image's maps into ``folder`` for people who post-process them; returns the
+    paths.
+
+    npy: ``<name>_heatmaps.npy`` ``(19, h, w)`` and ``<name>_pafs.npy`` ``(38, h, w)``,
+    float16. png: ``<name>_heatmaps.png`` / ``<name>_pafs.png``, the channels side by
+    side (``maps_strip``): heatmap = value / 255, PAF = value / 127.5 - 1. Both:
+    ``<name>_maps.json`` ``{"image_size": [W, H], "scale": [sx, sy], "format",
+    "heatmaps", "pafs"}``; ``scale`` is image pixels per map cell, so
+    ``decode(heatmaps, pafs, scale=scale)`` finds the people in image pixels.
+    """
+    if fmt not in MAPS_FORMATS:
+        raise ValueError(f"maps format must be one of {', '.join(MAPS_FORMATS)}, got {fmt!r}")
+    folder = Path(folder)
+    files = {}
+    for kind, arr, low in (("heatmaps", maps.heatmaps, 0.0), ("pafs", maps.pafs, -1.0)):
+        path = folder / f"{name}_{kind}.{fmt}"
+        if fmt == "npy":
+            buf = BytesIO()
+            np.save(buf, np.asarray(arr, np.float16))
+            atomic_write_bytes(path, buf.getvalue())
+        else:
+            atomic_write_image(path, maps_strip(arr, low, 1.0))
+        files[kind] = path
+    meta = {"image_size": [int(v) for v in image_size],
+            "scale": [float(v) for v in maps.scale], "format": fmt,
+            "heatmaps": files["heatmaps"].name, "pafs": files["pafs"].name}
+    return [*files.values(), atomic_write_json(folder / f"{name}_maps.json", meta)]
+
+
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json",
            "atomic_write_image", "AtomicPath", "openpose_json", "write_openpose_json",
            "read_openpose_json", "validate_openpose_json", "CocoResultsWriter",
-           "JsonlWriter", "OPENPOSE_JSON_VERSION"]
+           "JsonlWriter", "OPENPOSE_JSON_VERSION", "OpenPoseFormat", "OPENPOSE_LAYOUTS",
+           "KEYPOINT_SCALES", "MAPS_FORMATS", "write_maps", "maps_strip"]

@@ -88,6 +88,9 @@ class OnnxModel:
             self.normalisation = (InputNorm(**json.loads(meta[METADATA_KEYS["normalisation"]]))
                                   if METADATA_KEYS["normalisation"] in meta else InputNorm())
             self.stride = int(meta.get(METADATA_KEYS["stride"], 8))
+            if self.stride < 1 or self.stride & (self.stride - 1):
+                raise ValueError(f"stride must be a power of two, got {self.stride}")
+            skeleton = json.loads(meta.get(METADATA_KEYS["skeleton"], "null"))
             self.pretrained = (PretrainedCfg.from_dict(
                 json.loads(meta[METADATA_KEYS["pretrained_cfg"]]))
                 if METADATA_KEYS["pretrained_cfg"] in meta
@@ -99,8 +102,7 @@ class OnnxModel:
                     json.loads(meta[METADATA_KEYS["config"]]))
         except (TypeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{self.path}: bad openpaf metadata ({exc})") from None
-        if METADATA_KEYS["skeleton"] in meta and \
-                json.loads(meta[METADATA_KEYS["skeleton"]]) != skeleton_dict():
+        if skeleton is not None and skeleton != skeleton_dict():
             raise CheckpointError(f"{self.path}: skeleton mismatch: the model was exported "
                                   "for a different keypoint/limb layout")
         inputs = self.session.get_inputs()

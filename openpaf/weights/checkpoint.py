@@ -34,6 +34,7 @@ from .. import skeleton
 from ..model import (FamilyConfig, PafModel, PretrainedCfg, build_model, count_parameters,
                      get_pretrained_cfg)
 from ..structures import InputNorm
+from ..io.paths import temp_prefix
 
 FORMAT = "openpaf"
 VERSION = 2
@@ -70,7 +71,7 @@ def atomic_torch_save(obj: Any, path: PathLike) -> Path:
     """``torch.save`` to a temp file next to ``path``, then ``os.replace`` it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
     umask = os.umask(0)
     os.umask(umask)
     try:
@@ -129,6 +130,20 @@ def _is_url(path: PathLike) -> bool:
     return str(path).lower().startswith(("http://", "https://"))
 
 
+def torch_load_error(e: Exception) -> str:
+    """One line for a failed ``torch.load(weights_only=True)``, without torch's advice
+    to retry unsafely (a file holding code must never be loaded)."""
+    import re
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+    what = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if what:
+        return (f"refusing to load: it holds Python objects, not only weights "
+                f"({what.group(1)}); openpaf never unpickles those")
+    inner = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+    first = inner.group(1) if inner else (text.splitlines() or [type(e).__name__])[0]
+    return f"cannot read as a torch file ({first.strip()})"
+
+
 def read_checkpoint(path: PathLike) -> dict:
     """The raw checkpoint dict, after format, version and skeleton checks."""
     if _is_url(path):
@@ -140,8 +155,7 @@ def read_checkpoint(path: PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors have many types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: cannot read as a torch file ({first})") from None
+        raise CheckpointError(f"{path}: {torch_load_error(e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         if _looks_like_cmu(ckpt):
             hint = ("it looks like CMU's body_pose_model.pth; convert it with "
@@ -185,6 +199,10 @@ def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> Loade
     if bad:
         raise CheckpointError(f"{path}: state_dict has non-tensor entries {short_list(bad)}")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    bad = [str(k) for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:      # such weights detect nobody, silently
+        raise CheckpointError(f"{path}: {len(bad)} tensor(s) hold NaN or infinite values "
+                              f"({short_list(bad)})")
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     check_state_dict(state, expected, f"{path}: state_dict does not match its config")
     model.load_state_dict(state, strict=True, assign=True)

@@ -130,21 +130,40 @@ def pack(src: PathLike, dst: PathLike, *, evals: Sequence[tuple[str, str]] = (),
         "eval": [],
         "licence": old.get("licence", ""),
     }
-    if "train_config" not in old:
-        manifest["origin"] = old.get("origin", old)
+    if "train_config" not in old:          # imported or packed weights
+        if "training" in old:              # a packed file: keep its history
+            manifest.update(_carried(old, manifest, name, description))
+        origin = old.get("origin", None if "training" in old else old)
+        if origin:                         # imported weights: source, licence, conversion
+            manifest["origin"] = origin
 
-    def save() -> None:         # the same weights each time; only the manifest grows
-        save_checkpoint(dst, loaded.model, normalisation=loaded.normalisation,
+    def save(path) -> None:     # the same weights each time; only the manifest grows
+        save_checkpoint(path, loaded.model, normalisation=loaded.normalisation,
                         pretrained=loaded.pretrained, manifest=manifest, half=half)
 
-    save()
-    if evals:                   # scored on the file as written (fp16 weights)
-        manifest["eval"] = [eval_summary(r) for r in _evaluate_file(dst, evals, progress)]
-        save()
+    if evals:   # scored on the weights as stored (fp16); dst is written only if that works
+        scratch = Path(dst).with_name(f".{Path(dst).name}.eval.tmp")
+        save(scratch)
+        try:
+            manifest["eval"] = [eval_summary(r)
+                                for r in _evaluate_file(scratch, evals, progress)]
+        finally:
+            scratch.unlink(missing_ok=True)
+    save(dst)
     if manifest_json is not None:
         from ..io.writers import atomic_write_text
         atomic_write_text(manifest_json, json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _carried(old: dict, new: dict, name: str, description: str) -> dict:
+    """What the manifest of a packed source carries into a re-pack: name, description,
+    model, data, training (and its eval while the stored weights stay the same)."""
+    keep = {k: old[k] for k in ("model", "data", "training") if k in old}
+    return {**keep, "name": name or old.get("name") or new["name"],
+            "description": description or old.get("description", ""),
+            "packed_from": old.get("source", {}),
+            "eval": old.get("eval", []) if old.get("storage") == new["storage"] else []}
 
 
 def _evaluate_file(path: PathLike, evals: Iterable[tuple[str, str]],
@@ -152,7 +171,7 @@ def _evaluate_file(path: PathLike, evals: Iterable[tuple[str, str]],
     from ..evaluate import evaluate
     from ..predict import Predictor
     predictor = Predictor.from_checkpoint(str(path), device="cpu")
-    return [evaluate(ann, images, predictor=predictor, progress=progress)
+    return [evaluate(ann, images, predictor=predictor, progress=progress, strict=True)
             for ann, images in evals]
 
 

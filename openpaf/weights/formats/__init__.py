@@ -73,6 +73,10 @@ def read_foreign(path: PathLike) -> Imported:
         raise CheckpointError(f"file not found: {path}")
     fmt = detect_format(path)
     if fmt is None:
+        from .torch_files import is_torch_file, load_torch_file
+        with open(path, "rb") as f:
+            if is_torch_file(f.read(8)):
+                load_torch_file(path)           # an unreadable torch file: say why
         known = ", ".join(f"{f.name} ({f.description})" for f in FORMATS)
         raise CheckpointError(f"{path}: not a weight format openpaf can import; it "
                               f"reads openpaf checkpoints and {known}")

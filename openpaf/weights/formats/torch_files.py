@@ -7,16 +7,15 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import CheckpointError, short_list
+from ..checkpoint import CheckpointError, short_list, torch_load_error
 
 
 def load_torch_file(src: Path):
     """``torch.load(weights_only=True)`` with any failure as a one-line ``CheckpointError``."""
     try:
         return torch.load(src, map_location="cpu", weights_only=True)
-    except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(f"{src}: cannot read as a torch file ({first})") from None
+    except Exception as e:  # unpickling errors have many types
+        raise CheckpointError(f"{src}: {torch_load_error(e)}") from None
 
 
 def is_torch_file(head: bytes) -> bool:

@@ -1,0 +1,98 @@
+"""Reading and checking COCO keypoint files, so that a bad record is found when the file is
+loaded (one line naming the file and the record), never hours into a run.
+
+``read_coco(path)``: the file's structure (a JSON object with ``images``, ``annotations``
+and ``categories`` lists, integer image ids, annotations of known images); a file that
+fails is refused with ``ValueError``. ``annotation_problem(ann)``: what is wrong with one
+annotation (51 finite keypoint values, a finite ``[x, y, w, h]`` box), or None. Callers
+choose what a bad annotation means: ``evaluate`` refuses the file, training skips the
+image (see ``data.coco.PoseDataset``).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+from ..skeleton import NUM_COCO_KEYPOINTS
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _finite_numbers(v, n: int) -> bool:
+    return isinstance(v, (list, tuple)) and len(v) == n and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        for x in v)
+
+
+def annotation_problem(ann: dict) -> Optional[str]:
+    """One line on what makes ``ann`` unusable (``"annotation 7: ..."``), or None."""
+    where = f"annotation {ann.get('id', '?')} (image {ann.get('image_id', '?')})"
+    if not _finite_numbers(ann.get("keypoints"), 3 * NUM_COCO_KEYPOINTS):
+        return f"{where}: 'keypoints' must be {3 * NUM_COCO_KEYPOINTS} finite numbers"
+    box = ann.get("bbox")
+    if not _finite_numbers(box, 4) or box[2] < 0 or box[3] < 0:
+        return f"{where}: 'bbox' must be 4 finite numbers [x, y, w >= 0, h >= 0]"
+    return None
+
+
+def _structure_problem(doc) -> Optional[str]:
+    if not isinstance(doc, dict):
+        return f"the top level is a {type(doc).__name__}, not an object"
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(doc.get(key), list):
+            return f"no '{key}' list"
+    ids = set()
+    for img in doc["images"]:
+        if not isinstance(img, dict) or not _is_int(img.get("id")):
+            return f"image {img.get('id') if isinstance(img, dict) else img!r}: " \
+                   "'id' must be an integer"
+        if not isinstance(img.get("file_name"), str):
+            return f"image {img['id']}: no 'file_name'"
+        ids.add(img["id"])
+    for ann in doc["annotations"]:
+        if not isinstance(ann, dict) or not _is_int(ann.get("id")):
+            return "an annotation without an integer 'id'"
+        if ann.get("image_id") not in ids or not _is_int(ann.get("image_id")):
+            return f"annotation {ann['id']}: 'image_id' {ann.get('image_id')!r} is not " \
+                   "the integer id of an image in the file"
+    return None
+
+
+def read_coco(path: Union[str, os.PathLike]):
+    """A pycocotools ``COCO`` of the keypoint file ``path`` (prints silenced). Raises
+    ``FileNotFoundError`` or ``ValueError`` (``"<path>: <what is wrong>"``)."""
+    from pycocotools.coco import COCO
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file not found: {path}")
+    try:
+        doc = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a JSON file (empty or truncated?): "
+                         f"{' '.join(str(e).split())}") from None
+    problem = _structure_problem(doc)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
+    for ann in doc["annotations"]:   # what COCOeval reads, from what the file has
+        kps = ann.get("keypoints")
+        if "num_keypoints" not in ann and isinstance(kps, list):
+            ann["num_keypoints"] = sum(1 for v in kps[2::3]
+                                       if isinstance(v, (int, float)) and v > 0)
+        box = ann.get("bbox")
+        if "area" not in ann and _finite_numbers(box, 4):
+            ann["area"] = float(box[2] * box[3])
+    coco = COCO()
+    coco.dataset = doc
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+__all__ = ["annotation_problem", "read_coco"]

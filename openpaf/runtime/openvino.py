@@ -1,0 +1,138 @@
+"""``OpenVinoModel``: an openpaf network run by OpenVINO's CPU plugin.
+
+For users on Intel CPUs who want OpenVINO's kernels (``--backend openvino``). Two ways in:
+
+* ``from_torch(model, pretrained)``: any openpaf network (any family), converted with
+  ``openvino.convert_model`` once and cached as IR under ``$OPENPAF_CACHE`` (default
+  ``~/.cache/openpaf/openvino``), keyed by the weights' sha256; run in float32, so the
+  outputs equal torch's up to float rounding (relative 1e-4).
+* ``from_ir(xml)``: an OpenVINO IR file run as it is, at the precision OpenVINO picks
+  (e.g. Intel's INT8 human-pose-estimation-0001; bf16 on AMX CPUs). Its input
+  normalisation is inside the IR, so the input is raw BGR 0-255.
+
+It has the interface ``Predictor`` uses (``predict(x) -> Maps``, ``stride``,
+``flip_shift``, ``to``, ``eval``). Needs ``pip install openpaf[openvino]``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..model import PafModel, PretrainedCfg
+from ..structures import InputNorm, Maps
+from ..weights.checkpoint import CheckpointError
+from .onnxruntime import OnnxUnavailableError
+
+RAW_BGR = InputNorm("BGR", 1.0, 0.0)        # what an IR with folded normalisation takes
+
+
+def require_openvino():
+    try:
+        import openvino
+    except ImportError:
+        raise OnnxUnavailableError("openvino is not installed: pip install openpaf[openvino]"
+                                   ) from None
+    return openvino
+
+
+def cache_dir() -> Path:
+    """Where converted IR files are kept: ``$OPENPAF_CACHE/openvino`` or ~/.cache/..."""
+    root = os.environ.get("OPENPAF_CACHE") or Path.home() / ".cache" / "openpaf"
+    return Path(root) / "openvino"
+
+
+class _LastStage(torch.nn.Module):
+    def __init__(self, model: PafModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        maps = self.model(x)[-1]
+        return maps.heatmaps, maps.pafs
+
+
+def _weights_key(model: PafModel) -> str:
+    h = hashlib.sha256(model.arch.encode())
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
+class OpenVinoModel:
+    """A compiled OpenVINO model whose outputs are the 19 heatmaps and 38 PAFs."""
+
+    stride = 8
+
+    def __init__(self, ov_model, normalisation: InputNorm, pretrained: PretrainedCfg,
+                 flip_shift: float = 0.0, source: str = "", exact: bool = True):
+        ov = require_openvino()
+        name = ov_model.inputs[0].get_any_name()
+        ov_model.reshape({name: ov.PartialShape([-1, 3, -1, -1])})
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        if exact:       # else OpenVINO picks (bf16 on AMX CPUs, INT8 where the IR says)
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        self.compiled = ov.Core().compile_model(ov_model, "CPU", config)
+        channels = {int(o.get_partial_shape()[1].get_length()): o
+                    for o in self.compiled.outputs}
+        if set(channels) != {19, 38}:
+            raise CheckpointError(f"{source}: expected outputs of 19 and 38 channels, got "
+                                  f"{sorted(channels)}")
+        self._heatmaps, self._pafs = channels[19], channels[38]
+        self.normalisation = normalisation
+        self.pretrained = pretrained
+        self.flip_shift = float(flip_shift)
+        self.source = source
+        self.device = torch.device("cpu")
+
+    @classmethod
+    def from_torch(cls, model: PafModel, pretrained: PretrainedCfg,
+                   cache: Path | None = None) -> "OpenVinoModel":
+        """Convert ``model`` (float32) to OpenVINO, reusing a cached conversion."""
+        ov = require_openvino()
+        model = model.float().cpu().eval()
+        xml = (cache or cache_dir()) / f"{model.arch}-{_weights_key(model)}.xml"
+        if xml.is_file():
+            ov_model = ov.Core().read_model(xml)
+        else:
+            example = torch.zeros(1, 3, pretrained.height, pretrained.height)
+            with torch.no_grad():
+                ov_model = ov.convert_model(_LastStage(model), example_input=example)
+            xml.parent.mkdir(parents=True, exist_ok=True)
+            ov.save_model(ov_model, str(xml), compress_to_fp16=False)
+        return cls(ov_model, pretrained.normalisation, pretrained, model.flip_shift,
+                   source=str(xml))
+
+    @classmethod
+    def from_ir(cls, xml: str | Path, pretrained: PretrainedCfg,
+                flip_shift: float = 0.0) -> "OpenVinoModel":
+        """Run an IR file as it is; its normalisation is taken to be inside it."""
+        ov = require_openvino()
+        try:
+            ov_model = ov.Core().read_model(str(xml))
+        except Exception as exc:  # noqa: BLE001 - openvino raises its own types
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CheckpointError(f"{xml}: OpenVINO cannot read it ({first[:200]})") from None
+        pre = PretrainedCfg(RAW_BGR, pretrained.height, pretrained.pad_value, pretrained.flip)
+        return cls(ov_model, RAW_BGR, pre, flip_shift, source=str(xml), exact=False)
+
+    def to(self, device=None, *args, **kwargs) -> "OpenVinoModel":
+        if device is not None and torch.device(device).type != "cpu":
+            raise ValueError("the openvino backend runs on the CPU (--device cpu)")
+        return self
+
+    def eval(self) -> "OpenVinoModel":
+        return self
+
+    def predict(self, x: torch.Tensor) -> Maps:
+        """``(B, 3, H, W)`` float32 -> ``Maps`` of float32 CPU tensors."""
+        result = self.compiled(np.ascontiguousarray(x.detach().float().cpu().numpy()))
+        return Maps(torch.from_numpy(np.asarray(result[self._heatmaps], np.float32)),
+                    torch.from_numpy(np.asarray(result[self._pafs], np.float32)))
+
+    def __repr__(self) -> str:
+        return f"OpenVinoModel({self.source!r})"
