@@ -1,9 +1,10 @@
 """Network ms per image of a tf-pose graph: openpaf (torch fp32, bf16) vs TensorFlow.
 
 One run times all three on the same inputs (``--count`` coco/val photos prepared by
-openpaf at ``--height``): openpaf through ``Predictor`` (its ``network`` timing), and
-TensorFlow's runtime on the same frozen graph through ``tf_reference.py time`` in the
-TensorFlow venv (``--tf-python``). A benchmark, not a test::
+openpaf at ``--height``), in interleaved rounds so that load from other processes hits
+all alike: openpaf through ``Predictor`` (its ``network`` timing) and TensorFlow's
+runtime on the same frozen graph through ``tf_reference.py time`` in the TensorFlow venv
+(``--tf-python``). A benchmark, not a test::
 
     python benchmarks/tools/tfpose_speed.py --json benchmarks/tfpose_speed.json
 """
@@ -24,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from openpaf.benchmark import _cpu_model  # noqa: E402
+from openpaf.benchmark.machine import machine_info  # noqa: E402
 from openpaf.predict import Predictor  # noqa: E402
 from openpaf.preprocess import geometry, prepare  # noqa: E402
 from openpaf.weights.formats import detect_format  # noqa: E402
@@ -33,32 +34,22 @@ GRAPH = ROOT.parent / "shared/models/tf-pose/mobilenet_v2_small/graph_opt.pb"
 IMAGES = ROOT.parent / "shared/data/coco/val"
 
 
-def openpaf_ms(imported, images: list, height: int, precision: str, repeats: int) -> list:
-    """Per-run ``network`` ms of ``Predictor.maps`` (after one warm-up per image)."""
-    pred = Predictor(imported.model, imported.normalisation, height=height,
-                     precision=precision, device="cpu")
+def openpaf_round(pred: Predictor, images: list) -> list:
+    """``network`` ms of ``Predictor.maps`` for each image."""
     times = []
     for im in images:
         pred.maps([im])
-        for _ in range(repeats):
-            pred.maps([im])
-            times.append(pred.last_timings["network"])
+        times.append(pred.last_timings["network"])
     return times
 
 
-def tf_ms(args, imported, images: list) -> dict:
-    """TensorFlow's ms per input, on the inputs openpaf prepares, in the TF venv."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "inputs.npz"
-        arrays = {f"x{i:03d}": prepare(im, geometry(im.shape[1::-1], args.height),
-                                       imported.normalisation)
-                  for i, im in enumerate(images)}
-        np.savez(path, **arrays)
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        out = subprocess.run([args.tf_python, str(ROOT / "benchmarks/tools/tf_reference.py"),
-                              "time", "--graph", str(args.graph), "--inputs", str(path),
-                              "--repeats", str(args.repeats)],
-                             check=True, capture_output=True, text=True, env=env)
+def tf_round(args, inputs: Path) -> dict:
+    """TensorFlow's ms per input (one warm-up each), in the TF venv."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run([args.tf_python, str(ROOT / "benchmarks/tools/tf_reference.py"),
+                          "time", "--graph", str(args.graph), "--inputs", str(inputs),
+                          "--repeats", "1"],
+                         check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -68,20 +59,34 @@ def main() -> None:
     p.add_argument("--images", type=Path, default=IMAGES)
     p.add_argument("--height", type=int, default=432)
     p.add_argument("--count", type=int, default=20)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--tf-python", default="/tmp/tfenv/bin/python")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     imported = detect_format(args.graph).read(args.graph)
     images = [cv2.imread(str(f)) for f in sorted(args.images.glob("*.jpg"))[:args.count]]
+    preds = {f"openpaf_{precision}": Predictor(imported.model, imported.normalisation,
+                                               height=args.height, precision=precision,
+                                               device="cpu")
+             for precision in ("fp32", "bf16")}
     report = {"graph": args.graph.name, "height": args.height, "images": len(images),
-              "repeats": args.repeats, "cpu": _cpu_model()[0], "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "loadavg_start": os.getloadavg()}
-    for precision in ("fp32", "bf16"):
-        report[f"openpaf_{precision}_ms_median"] = float(np.median(
-            openpaf_ms(imported, images, args.height, precision, args.repeats)))
-    report["tensorflow"] = tf_ms(args, imported, images)
-    report["loadavg_end"] = os.getloadavg()
+              "rounds": args.rounds, "torch": torch.__version__, "machine": machine_info()}
+    times: dict[str, list] = {name: [] for name in (*preds, "tensorflow")}
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = Path(tmp) / "inputs.npz"
+        np.savez(inputs, **{f"x{i:03d}": prepare(im, geometry(im.shape[1::-1], args.height),
+                                                  imported.normalisation)
+                            for i, im in enumerate(images)})
+        for name, pred in preds.items():
+            openpaf_round(pred, images)                       # warm-up
+        for _ in range(args.rounds):
+            for name, pred in preds.items():
+                times[name] += openpaf_round(pred, images)
+            tf = tf_round(args, inputs)
+            times["tensorflow"] += tf.pop("ms")
+    report.update({f"{name}_ms_median": float(np.median(t)) for name, t in times.items()})
+    report.update(tensorflow_version=tf["tensorflow"], tensorflow_onednn=tf["onednn"],
+                  load_average_end=[round(v, 2) for v in os.getloadavg()])
     print(json.dumps(report, indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
