@@ -1,7 +1,10 @@
-"""``openpaf benchmark``: pipeline speed per stage (``--fps``) and CPU execution paths."""
+"""``openpaf benchmark``: pipeline speed per stage (``--fps``), CPU execution paths, and the
+decoder on saved real maps (``--save-maps``, ``--no-network --maps``)."""
+from pathlib import Path
+
 import click
 
-from .options import model_options
+from .options import load_predictor, model_options
 
 
 def _ints(ctx, param, value):
@@ -16,6 +19,19 @@ def _sizes(ctx, param, value):
         return tuple(tuple(int(v) for v in s.lower().split("x")) for s in value.split(","))
     except ValueError:
         raise click.BadParameter("use HEIGHTxWIDTH pairs, e.g. 368x368,368x656")
+
+
+def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, preset,
+                repeats, say):
+    """--save-maps (network once, maps to a folder) or --maps (decode a saved folder)."""
+    from openpaf.benchmark import saved_maps as sm
+    if save_dir:
+        predictor = load_predictor(weights, height=height, flip=flip, device=device)
+        images = images or Path(ann).with_suffix("")        # coco/val.json -> coco/val
+        n = sm.save_maps(predictor, ann, images, save_dir, progress=say)
+        return {"saved": n, "maps": save_dir}, f"saved the maps of {n} images to {save_dir}"
+    report = sm.benchmark_saved_maps(maps_dir, ann, preset, repeats=repeats)
+    return report, sm.format_saved_maps(report)
 
 
 @click.command("benchmark")
@@ -46,7 +62,8 @@ def _sizes(ctx, param, value):
 @click.option("--warmup", type=int, default=1, show_default=True,
               help="Untimed passes over the images.")
 @click.option("--repeats", type=int, default=3, show_default=True,
-              help="Timed passes over the images (rounds per path with --cpu-paths).")
+              help="Timed passes over the images (rounds per path with --cpu-paths, "
+                   "decodes per image with --maps).")
 @click.option("--decode-repeats", type=int, default=10, show_default=True,
               help="Timed decodes per synthetic crowd.")
 @click.option("--batch", type=int, default=1, show_default=True,
@@ -59,6 +76,14 @@ def _sizes(ctx, param, value):
 @click.option("--ann", type=click.Path(exists=True, dir_okay=False), default=None,
               help="COCO keypoint file for --no-network (default: "
                    "../shared/data/coco/val.json if present).")
+@click.option("--save-maps", "save_maps", type=click.Path(file_okay=False), default=None,
+              help="Run the network (--weights, --height, --flip) once over the images of "
+                   "--ann (in --images) and save their maps here (float16 .npz per image "
+                   "+ maps.json) for --maps.")
+@click.option("--maps", "maps_dir", type=click.Path(exists=True, file_okay=False),
+              default=None,
+              help="With --no-network: decode maps saved by --save-maps and score them "
+                   "against --ann (COCO AP, decode ms median; --preset picks the settings).")
 @click.option("--sizes", default="368x368,368x656", show_default=True, callback=_sizes,
               help="With --cpu-paths: input sizes HEIGHTxWIDTH.")
 @click.option("--paths", default=None,
@@ -73,7 +98,7 @@ def _sizes(ctx, param, value):
 def benchmark(mode, runtimes, heights, openvino_ir, model, weights, height, scales, flip,
               accurate, device, preset, backend, precision,
               images, max_images, people, warmup, repeats, decode_repeats, batch, no_optimize,
-              threads, no_network, ann, sizes, paths, seed, json_path):
+              threads, no_network, ann, save_maps, maps_dir, sizes, paths, seed, json_path):
     """Measure speed: per-stage pipeline times, FPS, GFLOP/s and decoder crowd scaling.
 
     Works without weights (random init) for network timing. Timings on a shared machine
@@ -83,7 +108,11 @@ def benchmark(mode, runtimes, heights, openvino_ir, model, weights, height, scal
     from openpaf.weights import CheckpointError
     say = lambda msg: click.echo(msg, err=True)  # noqa: E731
     try:
-        if runtimes:
+        if save_maps or (no_network and maps_dir):
+            report, text = _saved_maps(save_maps, maps_dir, ann or bm.default_annotations(),
+                                       images, weights, height, flip, device, preset,
+                                       repeats, say)
+        elif runtimes:
             chosen = bm.RUNTIMES if runtimes == "all" else tuple(
                 r.strip() for r in runtimes.split(",") if r.strip())
             paths_ = (bm.list_images(images or bm.default_images_dir(), max_images))

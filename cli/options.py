@@ -52,8 +52,8 @@ def model_options(f):
                      help="cpu, cuda, cuda:N or auto."),
         click.option("--preset", type=click.Choice(sorted(PRESETS)), default=DEFAULT_PRESET,
                      show_default=True,
-                     help="Decoder settings: cvpr2017 (the paper's) or openpose (C++ "
-                          "defaults)."),
+                     help="Decoder settings: tuned (chosen on real maps of coco/train), "
+                          "cvpr2017 (the paper's) or openpose (C++ defaults)."),
         click.option("--backend", type=click.Choice(["torch", "onnxruntime", "openvino"]),
                      default=None,
                      help="Runtime. Default: onnxruntime for .onnx weights (from `openpaf "

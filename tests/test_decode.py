@@ -69,6 +69,33 @@ def test_small_people_with_few_parts_are_kept_when_confident():
     assert len(decode(heat, paf, strict, scale=STRIDE)) == 0
 
 
+def test_confident_partial_person_ranks_above_a_faint_complete_one():
+    # A faint complete person (maps x0.6) and a clear upper body (11 of 18 parts): the
+    # CVPR sum over 37 ranks the faint one first; mean x sqrt(completeness) (the tuned
+    # default) ranks the clear one first, which is what COCO AP rewards on real maps.
+    legs = [8, 9, 10, 11, 12, 13, 1]
+    faint_heat, faint_paf = maps_for([person(150, 180)])
+    clear_heat, clear_paf = maps_for([person(350, 180, missing=legs)])
+    heat = np.maximum(0.6 * faint_heat, clear_heat)
+    paf = 0.6 * faint_paf + clear_paf
+    for preset, first in (("cvpr2017", "faint"), ("tuned", "clear")):
+        people = decode(heat, paf, preset, scale=STRIDE).people
+        assert len(people) == 2 and people[0].score > people[1].score
+        got = "faint" if people[0].num_parts == 18 else "clear"
+        assert got == first, preset
+    assert get_params("cvpr2017").completeness_power == 1.0
+
+
+def test_tuned_thresholds_keep_weak_wrists_and_ankles_cvpr2017_drops():
+    # Real networks give weak peaks at small or blurred parts: wrists and ankles at 0.07
+    # pass the tuned peak threshold (0.03) but not cvpr2017's (0.1).
+    heat, paf = maps_for([person(200, 180)])
+    weak = [4, 7, 10, 13]
+    heat[weak] *= 0.07
+    assert decode(heat, paf, "tuned", scale=STRIDE).people[0].num_parts == 18
+    assert decode(heat, paf, "cvpr2017", scale=STRIDE).people[0].num_parts == 14
+
+
 def test_reversed_paf_gives_no_limbs():
     heat, paf = maps_for([person(200, 180)])
     det = decode(heat, -paf, scale=STRIDE)
@@ -116,7 +143,7 @@ def test_background_channel_optional_and_errors():
 
 def test_presets_and_decoder_object():
     heat, paf = maps_for([person(150, 180), person(330, 190)])
-    for name in ("cvpr2017", "openpose"):
+    for name in ("tuned", "cvpr2017", "openpose"):
         det = PafDecoder(get_params(name))(heat, paf, scale=STRIDE)
         assert len(det) == 2
     timings = {}
@@ -210,7 +237,7 @@ def _reference_score_limbs(peaks, pafs, params, scale, image_height):
     return match_greedy(limb[keep], a[keep], b[keep], score[keep].astype(np.float32))
 
 
-@pytest.mark.parametrize("preset", ["cvpr2017", "openpose"])
+@pytest.mark.parametrize("preset", ["tuned", "cvpr2017", "openpose"])
 def test_optimised_decoder_equals_reference_on_random_crowds(preset):
     params = get_params(preset)
     for heat, paf, geo in random_crowd_maps():

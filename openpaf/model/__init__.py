@@ -16,6 +16,7 @@ from .registry import (FAMILIES, PretrainedCfg, build_model, create_model, get_c
 
 # One line per family (registers it and its variants).
 from . import cmu_vgg, lightweight  # noqa: E402,F401
+from . import tfpose_mobilenet_v2  # noqa: E402,F401
 
 __all__ = ["FAMILIES", "ConvAct", "FamilyConfig", "PafModel", "PretrainedCfg",
            "build_model", "count_flops", "count_parameters", "create_model",
