@@ -39,6 +39,11 @@ def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, 
               help="Time every pipeline stage and the end-to-end rate (default).")
 @click.option("--cpu-paths", "mode", flag_value="cpu-paths",
               help="Compare CPU execution paths of one model's forward pass instead.")
+@click.option("--video", "mode", flag_value="video",
+              help="Time a video through the whole infer pipeline instead: each stage "
+                   "alone, and FPS with the stages one after the other and overlapped.")
+@click.option("--clip", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --video: the clip (default: 24 frames made from --images).")
 @click.option("--runtimes", "runtimes", default=None, metavar="LIST",
               help="Compare runtimes on the same weights in one interleaved run instead: "
                    "comma-separated subset of torch, torch-bf16, onnxruntime, openvino, "
@@ -95,7 +100,7 @@ def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report here.")
-def benchmark(mode, runtimes, heights, openvino_ir, model, weights, height, scales, flip,
+def benchmark(mode, clip, runtimes, heights, openvino_ir, model, weights, height, scales, flip,
               accurate, device, preset, backend, precision,
               images, max_images, people, warmup, repeats, decode_repeats, batch, no_optimize,
               threads, no_network, ann, save_maps, maps_dir, sizes, paths, seed, json_path):
@@ -120,6 +125,13 @@ def benchmark(mode, runtimes, heights, openvino_ir, model, weights, height, scal
                                          heights=heights or (height,), ir=openvino_ir,
                                          repeats=repeats, flip=flip, progress=say)
             text = bm.format_runtimes(report)
+        elif mode == "video":
+            options = bm.BenchmarkOptions(weights=weights, model=model, device=device,
+                                          precision=precision, height=height, flip=flip,
+                                          accurate=accurate, scales=scales,
+                                          backend=backend, preset=preset)
+            report = bm.run_video_benchmark(options, clip, images, repeats=repeats)
+            text = bm.format_video(report)
         elif mode == "cpu-paths":
             chosen = tuple(p.strip() for p in paths.split(",")) if paths else bm.CPU_PATHS
             if threads is not None:

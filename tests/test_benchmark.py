@@ -4,6 +4,7 @@ test_decode.py and test_predict.py.)"""
 import json
 
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -11,6 +12,7 @@ from openpaf_cli.main import main
 from openpaf.benchmark import (REPORT_KEYS, STAGES, compare_cpu_paths, crowd_maps,
                                synthetic_crowd, synthetic_images)
 from openpaf.decode import decode
+from openpaf.predict import Predictor
 
 from conftest import COCO_VAL, require
 
@@ -99,3 +101,18 @@ def test_runtimes_compared_in_one_run(tmp_path, one_thread):
     assert "unknown runtime" in rows["nope@64"]["error"]
     text = format_runtimes(report)
     assert "onnxruntime" in text and "unknown runtime" in text
+
+
+def test_video_benchmark_times_stages_and_both_pipelines(tmp_path, one_thread):
+    from openpaf.benchmark import benchmark_video, format_video, make_clip
+    from openpaf.model import create_model
+    photos = synthetic_images(tmp_path / "img", 2, size=(96, 64))
+    clip = make_clip(photos, tmp_path / "clip.mp4", frames=5, size=(96, 64))
+    predictor = Predictor(create_model("tiny"), height=64, device="cpu")
+    report = benchmark_video(predictor, clip, repeats=1)
+    assert set(report["stages_ms"]) == {"read", "predict", "outputs"}
+    assert all(v > 0 for v in report["stages_ms"].values())
+    assert report["fps"]["serial"] > 0 and report["fps"]["overlap"] > 0
+    slowest = max(report["stages_ms"].values())
+    assert report["fps_bound_slowest_stage"] == pytest.approx(1e3 / slowest, rel=0.01)
+    assert "FPS overlap" in format_video(report)
