@@ -35,14 +35,17 @@ CASES = [("000000000542.jpg", 128, 176), ("000000000542.jpg", 136, 203),
          ("000000000368.jpg", 176, 128), ("000000000368.jpg", 131, 109)]
 
 
-def load_graph(path: Path):
-    """A ``tf.compat.v1.Session`` on the frozen graph and its input/output tensors."""
+def load_graph(path: Path, threads: int = 0):
+    """A ``tf.compat.v1.Session`` on the frozen graph (``threads`` > 0: that many intra-
+    and inter-op threads) and its input/output tensors."""
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(path.read_bytes())
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")
-    sess = tf.compat.v1.Session(graph=graph)
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads,
+                                      inter_op_parallelism_threads=threads)
+    sess = tf.compat.v1.Session(graph=graph, config=config)
     return sess, graph.get_tensor_by_name("image:0"), \
         graph.get_tensor_by_name("Openpose/concat_stage7:0")
 
@@ -74,7 +77,7 @@ def time_graph(args) -> None:
     """Prints one JSON line: TF's ms per run (``ms``, ``--repeats`` per input, after one
     warm-up) on ``--inputs``, an npz of float32 ``(3, H, W)`` BGR arrays as openpaf
     prepares them."""
-    sess, image, output = load_graph(args.graph)
+    sess, image, output = load_graph(args.graph, args.threads)
     inputs = np.load(args.inputs)
     times = []
     for key in sorted(inputs.files):
@@ -96,6 +99,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=FIXTURE)
     p.add_argument("--inputs", type=Path, help="npz of (3, H, W) float32 inputs (time)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="TF threads (0: TF's default)")
     args = p.parse_args()
     (make_fixtures if args.mode == "fixtures" else time_graph)(args)
 

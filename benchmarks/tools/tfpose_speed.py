@@ -48,7 +48,7 @@ def tf_round(args, inputs: Path) -> dict:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     out = subprocess.run([args.tf_python, str(ROOT / "benchmarks/tools/tf_reference.py"),
                           "time", "--graph", str(args.graph), "--inputs", str(inputs),
-                          "--repeats", "1"],
+                          "--repeats", "1", "--threads", str(args.threads)],
                          check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -61,8 +61,12 @@ def main() -> None:
     p.add_argument("--count", type=int, default=20)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--tf-python", default="/tmp/tfenv/bin/python")
+    p.add_argument("--threads", type=int, default=0,
+                   help="threads for both torch and TF (0: their defaults)")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     imported = detect_format(args.graph).read(args.graph)
     images = [cv2.imread(str(f)) for f in sorted(args.images.glob("*.jpg"))[:args.count]]
     preds = {f"openpaf_{precision}": Predictor(imported.model, imported.normalisation,
@@ -70,7 +74,7 @@ def main() -> None:
                                                device="cpu")
              for precision in ("fp32", "bf16")}
     report = {"graph": args.graph.name, "height": args.height, "images": len(images),
-              "rounds": args.rounds, "torch": torch.__version__, "machine": machine_info()}
+              "rounds": args.rounds, "threads": args.threads or "default", "torch": torch.__version__, "machine": machine_info()}
     times: dict[str, list] = {name: [] for name in (*preds, "tensorflow")}
     with tempfile.TemporaryDirectory() as tmp:
         inputs = Path(tmp) / "inputs.npz"

@@ -26,7 +26,6 @@ Keys: ``trunk.conv.*``, ``trunk.blocks.{i}.{expand,depthwise,project}.*`` (i = l
 """
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import ClassVar
