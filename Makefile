@@ -1,7 +1,7 @@
 PYTHON ?= python3
 SHARED ?= ../shared/data
 
-.PHONY: install test bench bench-paths bench-decode oracle decoder-real default-eval lint clean
+.PHONY: install test bench bench-paths bench-decode bench-default oracle decoder-real default-eval lint clean
 
 install:  ## install openpaf (CPU torch pinned) and test tools
 	$(PYTHON) -m pip install "torch==2.13.0"
@@ -33,9 +33,17 @@ decoder-real:  ## decoder on saved real maps of coco/val: lightweight @368, tf-p
 	for m in lw368 tf432; do for p in cvpr2017 tuned; do \
 	  openpaf benchmark --no-network --maps $(MAPS)/$${m}_val --ann $(SHARED)/coco/val.json --preset $$p --repeats 5 --json benchmarks/decoder_real_$${m}_val_$$p.json; done; done
 
-default-eval:  ## AP of the shipped default model on coco/val (fp32, and bf16)
-	openpaf eval --ann $(SHARED)/coco/val.json --images $(SHARED)/coco/val -q --json benchmarks/default_val.json
-	openpaf eval --ann $(SHARED)/coco/val.json --images $(SHARED)/coco/val -q --precision bf16 --json benchmarks/default_val_bf16.json
+VAL = --ann $(SHARED)/coco/val.json --images $(SHARED)/coco/val -q --device cpu
+
+default-eval:  ## AP of the shipped default model on coco/val: default, --flip, --accurate, bf16
+	openpaf eval $(VAL) --json benchmarks/default_val.json
+	openpaf eval $(VAL) --flip --json benchmarks/default_val_flip.json
+	openpaf eval $(VAL) --accurate --json benchmarks/default_val_accurate.json
+	openpaf eval $(VAL) --precision bf16 --json benchmarks/default_val_bf16.json
+
+bench-default:  ## the default model: runtimes side by side at 368/456, and a video through infer
+	openpaf benchmark --runtimes all --heights 368,456 --max-images 8 --repeats 3 --json benchmarks/runtimes.json
+	openpaf benchmark --video --repeats 2 --json benchmarks/video.json
 
 bench-decode: oracle  ## decoder speed is part of the oracle report (decode_ms)
 

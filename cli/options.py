@@ -46,8 +46,8 @@ def model_options(f):
                           "the weights' own setting."),
         click.option("--accurate", is_flag=True,
                      help="Accuracy mode: --flip plus the input scales chosen for these "
-                          "weights on coco/train (default model: 0.8,1,1.2 ... see the "
-                          "README; ~5x the network time of the default, +0.03 AP)."),
+                          "weights on coco/train (default model: 0.8,1 at height 456): "
+                          "~3.3x the default's network time, about +0.04 AP."),
         click.option("--device", default="auto", show_default=True, callback=parse_device,
                      help="cpu, cuda, cuda:N or auto."),
         click.option("--preset", type=click.Choice(sorted(PRESETS)), default=DEFAULT_PRESET,

@@ -257,8 +257,11 @@ class LightweightPose(PafModel):
 # OMZ human-pose-estimation-0001: the IR's own Multiply/Add (f16 1/255 and -128/255, i.e.
 # BGR (x - 128) / 255); pad with grey 128 (Osokin pads the normalised image with 0);
 # Osokin evaluates at height 368.
+# accurate_scales: flip + scales 0.8, 1 of the default model, chosen on coco/train at height
+# 456 (AP 0.466 at 3.3x the network time; flip alone 0.450, 0.9/1.1 0.462, 1/1.2 0.465 at
+# 4.9x, 0.6/0.8/1 0.460; benchmarks/choices/accurate_scales_coco_train*.json).
 LIGHTWEIGHT_PRETRAINED = PretrainedCfg(InputNorm("BGR", 0.0039215087890625, -0.501953125),
-                                       height=368, pad_value=128)
+                                       height=368, pad_value=128, accurate_scales=(0.8, 1.0))
 
 
 @register_model(LIGHTWEIGHT_PRETRAINED)
