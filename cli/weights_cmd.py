@@ -37,19 +37,26 @@ def import_cmd(src, output, half):
         click.echo(f"  note: {note}")
 
 
+# --format -> the function (module, name) that writes that layout: (src, dst) -> path.
+_EXPORTERS = {"cmu": ("openpaf.weights.formats.cmu", "export_cmu")}
+
+
 @weights.command("export")
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
               help="File to write (.pth).")
-@click.option("--format", "fmt", type=click.Choice(["cmu"]), default="cmu",
+@click.option("--format", "fmt", type=click.Choice(sorted(_EXPORTERS)), default="cmu",
               show_default=True,
               help="cmu: flat CMU names, loadable by pytorch-openpose (6-stage models).")
 def export_cmd(src, output, fmt):
     """Export an openpaf checkpoint to a foreign weight layout."""
+    import importlib
+
     from openpaf.weights import CheckpointError
-    from openpaf.weights.formats.cmu import export_cmu
+    module, name = _EXPORTERS[fmt]
+    export = getattr(importlib.import_module(module), name)
     try:
-        path = export_cmu(src, output)
+        path = export(src, output)
     except (CheckpointError, OSError) as exc:
         raise click.ClickException(str(exc))
     click.echo(f"wrote {path} ({fmt} layout)")
@@ -81,8 +88,15 @@ def info_cmd(path):
 @click.option("--fp32", is_flag=True, help="Keep fp32 tensors (default: fp16, half the size).")
 @click.option("--manifest-json", type=click.Path(dir_okay=False), default=None,
               help="Also write the manifest as JSON here.")
+@click.option("--height", type=int, default=None,
+              help="Default input height to store with the weights (default: keep the "
+                   "source's).")
+@click.option("--flip/--no-flip", default=None,
+              help="Store flip test-time augmentation on/off as the default (default: "
+                   "keep the source's).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def pack_cmd(src, output, evals, name, description, fp32, manifest_json, quiet):
+def pack_cmd(src, output, evals, name, description, fp32, manifest_json, height, flip,
+             quiet):
     """Make a training checkpoint shippable: fp16 weights without optimizer state, and a
     manifest with every training run behind it (steps, wall time, hardware, data) and the
     AP measured on the packed file.
@@ -100,15 +114,19 @@ def pack_cmd(src, output, evals, name, description, fp32, manifest_json, quiet):
         raise click.BadParameter(str(exc), param_hint="--eval")
     try:
         manifest = pack(src, output, evals=pairs, name=name, description=description,
-                        half=not fp32, manifest_json=manifest_json, progress=not quiet)
+                        half=not fp32, manifest_json=manifest_json, progress=not quiet,
+                        height=height, flip=flip)
     except (CheckpointError, OSError, ValueError) as exc:
         raise click.ClickException(" ".join(str(exc).split()))
-    t = manifest["training"]
+    t, origin = manifest["training"], manifest.get("origin")
+    what = (f"imported ({origin.get('source_format', 'foreign weights')})"
+            if origin and not t["steps"] else
+            f"{len(t['runs'])} training run(s), {t['steps']:,} steps, "
+            f"{t['wall_time_s'] / 3600:.2f} h")
     click.echo(f"wrote {output}: {manifest['model']} model, {manifest['parameters']:,} "
-               f"parameters ({manifest['storage']}), {len(t['runs'])} training run(s), "
-               f"{t['steps']:,} steps, {t['wall_time_s'] / 3600:.2f} h")
+               f"parameters ({manifest['storage']}), {what}")
     for e in manifest["eval"]:
         click.echo(f"  {e['annotations']}: AP {e['AP']:.3f}, AP50 {e['AP50']:.3f} "
                    f"({e['images']} images, {e['people']} people)")
-    if not t["complete"]:
+    if not t["complete"] and not origin:
         click.echo("  note: the lineage has a gap (see manifest training.runs)")

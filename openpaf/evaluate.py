@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .data.records import annotation_problem, read_coco
+from .data.records import gt_keypoints, load_ground_truth
 from .data.targets import TargetParams, render_targets
 from .decode import DecodeParams, decode, get_params
+from .io.writers import coco_results
 from .preprocess import geometry
-from .skeleton import NUM_KEYPOINTS, coco_to_ours
 
 _STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 _R_SHOULDER, _L_SHOULDER = 6, 5   # COCO indices
@@ -35,40 +35,11 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def load_ground_truth(ann_file: str | Path, check_annotations: bool = False):
-    """A pycocotools ``COCO`` object of a checked file (``data.records.read_coco``).
-    check_annotations: also refuse the file when an annotation is unusable
-    (``annotation_problem``: keypoints, box), naming the first and the count."""
-    coco = read_coco(ann_file)
-    if check_annotations:
-        bad = [p for p in map(annotation_problem, coco.anns.values()) if p]
-        if bad:
-            raise ValueError(f"{ann_file}: {len(bad)} unusable annotation(s), first "
-                             f"{bad[0]}")
-    return coco
-
-
-def gt_keypoints(coco, image_id: int) -> np.ndarray:
-    """``(N, 18, 3)`` float32 keypoints of the non-crowd people with keypoints, image px."""
-    anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=image_id))
-            if not a.get("iscrowd", 0) and a.get("num_keypoints", 0) > 0]
-    if not anns:
-        return np.zeros((0, NUM_KEYPOINTS, 3), np.float32)
-    return coco_to_ours(np.array([a["keypoints"] for a in anns], np.float32).reshape(-1, 17, 3))
-
-
 def oracle_maps(keypoints: np.ndarray, geo, target: TargetParams = TargetParams()):
     """Ground-truth ``(heatmaps, pafs)`` at the network's map grid for image-pixel keypoints."""
     kps = np.array(keypoints, dtype=np.float32, copy=True)
     kps[..., :2] = geo.image_to_input(kps[..., :2])
     return render_targets(kps, geo.map_size, target)
-
-
-def coco_results(image_id: int, detections) -> list[dict]:
-    """COCO keypoint results (17 keypoints, score) for one image's ``Detections``."""
-    return [{"image_id": int(image_id), "category_id": 1,
-             "keypoints": [round(float(v), 2) for v in p.coco_keypoints().ravel()],
-             "score": round(float(p.score), 5)} for p in detections.people]
 
 
 def coco_stats(coco, results: list[dict],

@@ -6,6 +6,10 @@ import pytest
 
 from openpaf.skeleton import NUM_KEYPOINTS
 
+from helpers import bind_checkout_cli
+
+bind_checkout_cli()      # tests import the CLI as openpaf_cli, from this checkout
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 COCO_VAL = SHARED_DATA / "coco" / "val.json"

@@ -1,8 +1,8 @@
 """Large batches: interrupt/kill and resume, shards, broken inputs, the prefetch thread.
 
 The CLI runs in a subprocess with a slow fake predictor (``CHILD`` below swaps
-``cli.infer._build_predictor`` before calling the real ``openpaf`` command), so SIGINT and
-SIGKILL hit a real process mid-run.
+``openpaf_cli.infer._build_predictor`` before calling the real ``openpaf`` command), so
+SIGINT and SIGKILL hit a real process mid-run.
 """
 import json
 import os
@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -27,15 +28,17 @@ from openpaf.runner import InferOptions, run_inference
 from openpaf.skeleton import NUM_KEYPOINTS
 from openpaf.structures import Detections, Person
 
+from helpers import CHILD_PRELUDE, write_video
+
 ROOT = Path(__file__).resolve().parents[1]
 N_IMAGES = 30
 
-CHILD = r"""
+CHILD = CHILD_PRELUDE + r"""
 import os, signal, sys, time
 signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
 import numpy as np
-import cli.infer
-from cli.main import main
+import openpaf_cli.infer
+from openpaf_cli.main import main
 from openpaf.structures import Detections, Person
 DELAY = float(os.environ["FAKE_PREDICT_SECONDS"])
 LOAD = float(os.environ.get("FAKE_LOAD_SECONDS", "0"))
@@ -52,7 +55,7 @@ def predict(image):
     kps = np.zeros((18, 3), np.float32)
     kps[:, 0], kps[:, 1], kps[:, 2] = w / 2, np.linspace(0, h - 1, 18), 0.9
     return Detections((w, h), [Person(kps, 0.9)])
-cli.infer._build_predictor = lambda weights, **kw: predict
+openpaf_cli.infer._build_predictor = lambda weights, **kw: predict
 main(sys.argv[1:], prog_name="openpaf")
 """
 
@@ -85,13 +88,12 @@ def make_images(folder: Path, n=N_IMAGES, prefix="img") -> list[str]:
     return names
 
 
-def make_video(path: Path, n=12, fps=10.0, size=(64, 48)) -> Path:
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    for i in range(n):
-        w.write(np.random.default_rng(100 + i).integers(0, 255, (size[1], size[0], 3),
-                                                         dtype=np.uint8))
-    w.release()
-    return path
+def _noise(i, size):
+    return np.random.default_rng(100 + i).integers(0, 255, (size[1], size[0], 3),
+                                                   dtype=np.uint8)
+
+
+make_video = partial(write_video, n=12, size=(64, 48), fps=10.0, frame=_noise)
 
 
 def keypoint_files(out: Path) -> list[str]:
@@ -130,17 +132,17 @@ def check_complete_outputs(out: Path, names) -> None:
 
 def resume(folder: Path, out: Path, done: list[str]):
     """Re-run with --skip-existing in-process; return the predictor (for its count)."""
-    import cli.infer
-    from cli.main import main
+    import openpaf_cli.infer
+    from openpaf_cli.main import main
     stamps = {f: os.stat(out / f).st_mtime_ns for f in done}
     fake = Counting()
-    orig = cli.infer._build_predictor
-    cli.infer._build_predictor = lambda weights, **kw: fake
+    orig = openpaf_cli.infer._build_predictor
+    openpaf_cli.infer._build_predictor = lambda weights, **kw: fake
     try:
         r = CliRunner().invoke(main, ["infer", str(folder), "-o", str(out), "--skip-existing",
                                       "--json-format", "openpose,coco"])
     finally:
-        cli.infer._build_predictor = orig
+        openpaf_cli.infer._build_predictor = orig
     assert r.exit_code == 0, r.output
     assert {f: os.stat(out / f).st_mtime_ns for f in done} == stamps  # nothing redone
     return fake, r
@@ -265,9 +267,9 @@ def test_three_shards_cover_every_input_once(tmp_path, monkeypatch):
 
     # --shard auto reads torchrun's RANK/WORLD_SIZE; a multi-process launch without
     # --shard is refused.
-    import cli.infer
-    from cli.main import main
-    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: Counting())
+    import openpaf_cli.infer
+    from openpaf_cli.main import main
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor", lambda weights, **kw: Counting())
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "3")
     r = CliRunner().invoke(main, ["infer", *specs, "-o", str(tmp_path / "auto"), "-q",

@@ -3,7 +3,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from openpaf_cli.main import main
 from openpaf import __version__
 
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from cli.main import main as cli
+from openpaf_cli.main import main as cli
 from openpaf.weights.checkpoint import CheckpointError, load_checkpoint
 from openpaf.model import create_model
 from openpaf.model.cmu_vgg import CmuVgg

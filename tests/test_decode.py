@@ -1,12 +1,16 @@
-"""Decoder: target -> decode round trips, peaks, limb scoring, presets, errors."""
+"""Decoder: target -> decode round trips, peaks, limb scoring, presets, errors, and the
+optimised decoder equal to a straightforward reference on random crowds."""
 import numpy as np
 import pytest
 
 from openpaf.data.targets import TargetParams, render_heatmaps, render_pafs, render_targets
 from openpaf.decode import PafDecoder, decode, find_peaks, get_params
+from openpaf.decode.limbs import _PAF_X, _PAF_Y, candidate_pairs, match_greedy, score_limbs
+from openpaf.decode.peaks import peaks_from_candidates
 from openpaf.skeleton import FLIP, LIMB_FLIP, NUM_KEYPOINTS, PAF_CHANNELS
 
 from conftest import person
+from helpers import random_crowd_maps
 
 STRIDE = 8
 
@@ -65,6 +69,33 @@ def test_small_people_with_few_parts_are_kept_when_confident():
     assert len(decode(heat, paf, strict, scale=STRIDE)) == 0
 
 
+def test_confident_partial_person_ranks_above_a_faint_complete_one():
+    # A faint complete person (maps x0.6) and a clear upper body (11 of 18 parts): the
+    # CVPR sum over 37 ranks the faint one first; mean x sqrt(completeness) (the tuned
+    # default) ranks the clear one first, which is what COCO AP rewards on real maps.
+    legs = [8, 9, 10, 11, 12, 13, 1]
+    faint_heat, faint_paf = maps_for([person(150, 180)])
+    clear_heat, clear_paf = maps_for([person(350, 180, missing=legs)])
+    heat = np.maximum(0.6 * faint_heat, clear_heat)
+    paf = 0.6 * faint_paf + clear_paf
+    for preset, first in (("cvpr2017", "faint"), ("tuned", "clear")):
+        people = decode(heat, paf, preset, scale=STRIDE).people
+        assert len(people) == 2 and people[0].score > people[1].score
+        got = "faint" if people[0].num_parts == 18 else "clear"
+        assert got == first, preset
+    assert get_params("cvpr2017").completeness_power == 1.0
+
+
+def test_tuned_thresholds_keep_weak_wrists_and_ankles_cvpr2017_drops():
+    # Real networks give weak peaks at small or blurred parts: wrists and ankles at 0.07
+    # pass the tuned peak threshold (0.03) but not cvpr2017's (0.1).
+    heat, paf = maps_for([person(200, 180)])
+    weak = [4, 7, 10, 13]
+    heat[weak] *= 0.07
+    assert decode(heat, paf, "tuned", scale=STRIDE).people[0].num_parts == 18
+    assert decode(heat, paf, "cvpr2017", scale=STRIDE).people[0].num_parts == 14
+
+
 def test_reversed_paf_gives_no_limbs():
     heat, paf = maps_for([person(200, 180)])
     det = decode(heat, -paf, scale=STRIDE)
@@ -112,7 +143,7 @@ def test_background_channel_optional_and_errors():
 
 def test_presets_and_decoder_object():
     heat, paf = maps_for([person(150, 180), person(330, 190)])
-    for name in ("cvpr2017", "openpose"):
+    for name in ("tuned", "cvpr2017", "openpose"):
         det = PafDecoder(get_params(name))(heat, paf, scale=STRIDE)
         assert len(det) == 2
     timings = {}
@@ -160,3 +191,63 @@ def test_targets_shapes_and_values():
     assert norms.max() <= 1.0 + 1e-5 and norms.max() > 0.99
     empty_h, empty_p = render_targets(np.zeros((0, 18, 3)), (10, 12))
     assert empty_h[:18].max() == 0 and (empty_h[18] == 1).all() and empty_p.max() == 0
+
+
+# --- the optimised decoder equals the straightforward implementation ------------------
+
+def _reference_find_peaks(heatmaps, threshold, max_peaks):
+    from scipy.ndimage import maximum_filter
+    hm = np.ascontiguousarray(heatmaps[:18], dtype=np.float32)
+    is_peak = (hm > threshold) & (hm >= maximum_filter(hm, size=(1, 3, 3), mode="constant"))
+    k, y, x = np.nonzero(is_peak)
+    return peaks_from_candidates(k, y, x, hm[k, y, x], max_peaks=max_peaks,
+                                 neighbours=lambda kk, yy, xx: np.stack([
+                                     hm[kk, yy, xx], hm[kk, yy, np.maximum(xx - 1, 0)],
+                                     hm[kk, yy, np.minimum(xx + 1, hm.shape[2] - 1)],
+                                     hm[kk, np.maximum(yy - 1, 0), xx],
+                                     hm[kk, np.minimum(yy + 1, hm.shape[1] - 1), xx]]))
+
+
+def _reference_score_limbs(peaks, pafs, params, scale, image_height):
+    """Every candidate sampled at every point, 3-D fancy indexing (the first version)."""
+    def bilinear(maps, ch, x, y):
+        _, h, w = maps.shape
+        x, y = np.clip(x, 0, w - 1), np.clip(y, 0, h - 1)
+        x0 = np.minimum(np.floor(x).astype(np.int64), w - 2)
+        y0 = np.minimum(np.floor(y).astype(np.int64), h - 2)
+        fx, fy = x - x0, y - y0
+        x1, y1 = x0 + 1, y0 + 1
+        return ((maps[ch, y0, x0] * (1 - fx) + maps[ch, y0, x1] * fx) * (1 - fy)
+                + (maps[ch, y1, x0] * (1 - fx) + maps[ch, y1, x1] * fx) * fy)
+    limb, a, b = candidate_pairs(peaks)
+    pa, pb = peaks.xy[a].astype(np.float64), peaks.xy[b].astype(np.float64)
+    d = pb - pa
+    norm = np.hypot(d[:, 0], d[:, 1])
+    unit = d / np.maximum(norm, 1e-6)[:, None]
+    t = np.linspace(0.0, 1.0, params.num_samples)
+    sx, sy = pa[:, 0:1] + t * d[:, 0:1], pa[:, 1:2] + t * d[:, 1:2]
+    dots = (bilinear(pafs, _PAF_X[limb][:, None], sx, sy) * unit[:, 0:1]
+            + bilinear(pafs, _PAF_Y[limb][:, None], sx, sy) * unit[:, 1:2])
+    score = dots.mean(axis=1)
+    length_px = np.maximum(np.hypot(d[:, 0] * scale[0], d[:, 1] * scale[1]), 1e-6)
+    score = score + np.minimum(0.5 * image_height / length_px - 1.0, 0.0)
+    passed = ((dots > params.paf_threshold).sum(axis=1)
+              >= params.min_pass_ratio * params.num_samples - 1e-9)
+    keep = passed & (score > 0) & (norm > 1e-6)
+    return match_greedy(limb[keep], a[keep], b[keep], score[keep].astype(np.float32))
+
+
+@pytest.mark.parametrize("preset", ["tuned", "cvpr2017", "openpose"])
+def test_optimised_decoder_equals_reference_on_random_crowds(preset):
+    params = get_params(preset)
+    for heat, paf, geo in random_crowd_maps():
+        peaks = find_peaks(heat, params.peak_threshold, max_peaks=params.max_peaks)
+        ref = _reference_find_peaks(heat, params.peak_threshold, params.max_peaks)
+        for f in ("xy", "score", "part", "offsets"):
+            np.testing.assert_array_equal(getattr(peaks, f), getattr(ref, f))
+        got = score_limbs(peaks, paf, params, geo.map_scale, float(geo.image_size[1]))
+        want = _reference_score_limbs(peaks, paf, params, geo.map_scale,
+                                      float(geo.image_size[1]))
+        assert len(want) > 0 or len(peaks) < 2
+        for f in ("limb", "a", "b", "score"):
+            np.testing.assert_array_equal(getattr(got, f), getattr(want, f))

@@ -5,9 +5,10 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from cli.main import main
-from openpaf.evaluate import (coco_results, coco_stats, evaluate, failure_classes,
-                              gt_keypoints, load_ground_truth)
+from openpaf_cli.main import main
+from openpaf.data.records import gt_keypoints, load_ground_truth
+from openpaf.evaluate import coco_stats, evaluate, failure_classes
+from openpaf.io.writers import coco_results
 from openpaf.structures import Detections, Person
 
 from conftest import COCO_VAL, require

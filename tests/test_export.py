@@ -14,7 +14,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     pytest.skip(f"onnx/onnxruntime not importable ({exc}); pip install openpaf[onnx]",
                 allow_module_level=True)
 
-from cli.main import main
+from openpaf_cli.main import main
 from openpaf.benchmark import lively_init
 from openpaf.weights.checkpoint import CheckpointError, save_checkpoint
 from openpaf.decode import get_params

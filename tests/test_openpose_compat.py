@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import cli.infer
-from cli.main import main
+import openpaf_cli.infer
+from openpaf_cli.main import main
 from openpaf.decode import decode
-from openpaf.io.writers import (OpenPoseFormat, maps_strip, openpose_json,
-                                read_openpose_json, validate_openpose_json)
+from openpaf.io.maps import maps_strip
+from openpaf.io.writers import (OpenPoseFormat, openpose_json, read_openpose_json,
+                                validate_openpose_json)
 from openpaf.runner import InferOptions
 from openpaf.skeleton import (BODY25_KEYPOINTS, BODY25_MID_HIP, KEYPOINTS, NUM_KEYPOINTS,
                               OURS_TO_BODY25)
@@ -78,7 +79,7 @@ class StaticPredict:
 
 
 def infer(monkeypatch, predictor, args, src, out):
-    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: predictor)
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor", lambda weights, **kw: predictor)
     return CliRunner().invoke(main, ["infer", str(src), "-o", str(out), "-q", *args])
 
 
@@ -226,7 +227,7 @@ def test_write_maps_npy(tmp_path, monkeypatch, frames):
     assert rec.detections[0].maps is None and not (tmp_path / "maps").exists()
 
     made = []
-    monkeypatch.setattr(cli.infer, "_build_predictor",
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor",
                         lambda weights, **kw: made.append(Recording(keep_maps=kw["keep_maps"]))
                         or made[-1])
     res = CliRunner().invoke(main, ["infer", str(frames), "-o", str(tmp_path / "out"), "-q",
@@ -252,7 +253,7 @@ def test_write_maps_npy(tmp_path, monkeypatch, frames):
 
 def test_write_maps_png(tmp_path, monkeypatch, frames):
     made = []
-    monkeypatch.setattr(cli.infer, "_build_predictor",
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor",
                         lambda weights, **kw: made.append(Recording(keep_maps=kw["keep_maps"]))
                         or made[-1])
     res = CliRunner().invoke(main, ["infer", str(frames), "-o", str(tmp_path / "out"), "-q",

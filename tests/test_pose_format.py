@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from pose_format.utils.openpose import BODY_POINTS, load_openpose_directory
 
-import cli.infer
-from cli.main import main
+import openpaf_cli.infer
+from openpaf_cli.main import main
 from openpaf.skeleton import BODY25_KEYPOINTS, KEYPOINTS
 
 from conftest import SHARED_DATA, require
@@ -49,7 +49,7 @@ def expected(person_kps: np.ndarray, joint: str) -> np.ndarray:
 def test_pose_format_reads_body25_joints_where_openpaf_found_them(tmp_path, monkeypatch,
                                                                   kind):
     rec = Recording()
-    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: rec)
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor", lambda weights, **kw: rec)
     src = write_video(tmp_path / "clip.mp4", N_FRAMES) if kind == "video" \
         else write_frames(tmp_path / "frames", N_FRAMES)[0].parent
     json_dir = tmp_path / "json"

@@ -1,17 +1,20 @@
-"""Predictor: preprocessing geometry, multi-scale and flip averaging, batching."""
+"""Predictor: preprocessing geometry, multi-scale and flip averaging, batching, and its
+fast paths (torch peaks, BN folding, channels_last, precision) giving the same people."""
 import numpy as np
 import pytest
 import torch
 
-from openpaf.benchmark import lively_init
+from openpaf.benchmark import crowd_maps, lively_init
 from openpaf.data.targets import render_targets
-from openpaf.model import create_model
-from openpaf.predict import Predictor, resample_maps, unflip_maps
+from openpaf.decode import find_peaks
+from openpaf.model import create_model, fold_batchnorm
+from openpaf.predict import Predictor, find_peaks_torch, resample_maps, unflip_maps
 from openpaf.skeleton import FLIP
 from openpaf.preprocess import geometry, prepare
 from openpaf.structures import InputNorm, Maps
 
 from conftest import person
+from helpers import random_crowd_maps
 
 IMAGE_H, IMAGE_W = 368, 496
 TRUTH = [person(150, 180), person(340, 200, 0.9)]
@@ -129,13 +132,6 @@ def test_unflip_maps_of_a_mirrored_image_gives_the_original_maps():
     assert np.abs(np.flip(heat_m, -1) - heat).max() > 0.5
 
 
-def test_unflip_shift_resamples_by_a_fraction_of_a_cell():
-    maps = torch.zeros(1, 57, 2, 8)
-    maps[..., 3] = 1.0                                    # one column, mirrored: column 4
-    back = unflip_maps(maps, shift=0.25)[0, 0, 0]
-    np.testing.assert_allclose(back.numpy(), [0, 0, 0, 0, 0.75, 0.25, 0, 0], atol=1e-6)
-
-
 def test_flip_averages_the_plain_and_the_mirrored_pass(one_thread):
     torch.manual_seed(0)
     model = create_model("tiny").eval()
@@ -156,7 +152,7 @@ def test_sizes_beyond_the_input_limit_and_nan_scales_are_refused():
     """``--scales nan`` was accepted (then every image failed); ``--scales 100`` and
     ``--height 100000`` were silently capped at 4096 px."""
     from click.testing import CliRunner
-    from cli.main import main
+    from openpaf_cli.main import main
     net = OracleNet()
     for kwargs, word in (({"scales": (float("nan"),)}, "positive"),
                          ({"scales": (1.0, float("inf"))}, "positive"),
@@ -166,3 +162,75 @@ def test_sizes_beyond_the_input_limit_and_nan_scales_are_refused():
             Predictor(net, device="cpu", **kwargs)
     res = CliRunner().invoke(main, ["infer", "x.jpg", "--scales", "nan"])
     assert res.exit_code == 2 and "scales must be positive" in res.output
+
+
+def test_torch_peaks_equal_numpy_peaks():
+    for heat, _, _ in random_crowd_maps():
+        for refine, cap in ((True, 64), (False, 64), (True, 3)):
+            a = find_peaks(heat, 0.1, max_peaks=cap, refine=refine)
+            b = find_peaks_torch(torch.from_numpy(heat), 0.1, max_peaks=cap, refine=refine)
+            for f in ("xy", "score", "part", "offsets"):
+                np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+
+
+# --- Predictor options give the same people -------------------------------------------
+
+class CrowdNet(torch.nn.Module):
+    """Returns a synthetic crowd's oracle maps at the input's map size."""
+
+    stride = 8
+
+    def predict(self, x):
+        heat, paf, _, _ = crowd_maps(6, (x.shape[3], x.shape[2]), x.shape[2], seed=5)
+        b = x.shape[0]
+        return Maps(torch.from_numpy(heat)[None].repeat(b, 1, 1, 1),
+                    torch.from_numpy(paf)[None].repeat(b, 1, 1, 1))
+
+
+def _same_people(a, b, atol=1e-4):
+    assert len(a) == len(b)
+    for p, q in zip(a.people, b.people):
+        np.testing.assert_allclose(p.keypoints, q.keypoints, atol=atol)
+
+
+def test_gpu_peak_path_gives_identical_people_on_cpu_tensors():
+    image = np.zeros((368, 656, 3), np.uint8)
+    plain = Predictor(CrowdNet(), device="cpu", gpu_peaks=False)(image)
+    torch_peaks = Predictor(CrowdNet(), device="cpu", gpu_peaks=True)
+    assert torch_peaks.gpu_peaks
+    det = torch_peaks(image)
+    assert len(plain) >= 5
+    _same_people(plain, det, atol=0)
+    assert set(torch_peaks.last_timings) >= {"preprocess", "network", "resize", "peaks",
+                                             "limbs", "assembly"}
+
+
+def test_optimize_and_batchnorm_folding_keep_outputs():
+    torch.manual_seed(0)
+    model = create_model("tiny", batch_norm=True).eval()
+    lively_init(model)
+    x = torch.rand(2, 3, 64, 96) - 0.5
+    ref = model.predict(x)
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())   # untouched
+    for a, b in zip(folded.predict(x), ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
+    image = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    opt = Predictor(model, height=64, device="cpu")
+    plain = Predictor(model, height=64, device="cpu", optimize=False)
+    assert opt.optimized and not plain.optimized
+    (h1, p1, _), = opt.maps([image])
+    (h2, p2, _), = plain.maps([image])
+    assert h1.flags.c_contiguous and p1.flags.c_contiguous
+    np.testing.assert_allclose(h1, h2, atol=1e-4 * np.abs(h2).max())
+    np.testing.assert_allclose(p1, p2, atol=1e-4 * np.abs(p2).max())
+
+
+def test_precision_option():
+    model = create_model("tiny")
+    pred = Predictor(model, height=64, device="cpu", precision="bf16")
+    (heat, paf, _), = pred.maps([np.zeros((64, 64, 3), np.uint8)])
+    assert heat.dtype == np.float32 and paf.dtype == np.float32
+    with pytest.raises(ValueError, match="precision"):
+        Predictor(model, device="cpu", precision="int8")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli.main import main
+from openpaf_cli.main import main
 from openpaf.weights.checkpoint import load_checkpoint, read_checkpoint
 from openpaf.data.augment import AugmentParams
 from openpaf.data.coco import LSPET_LICENCE, DatasetSpec

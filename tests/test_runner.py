@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,8 @@ from openpaf.io.writers import validate_openpose_json
 from openpaf.runner import InferOptions, RunSummary, run_inference
 from openpaf.skeleton import NUM_KEYPOINTS
 from openpaf.structures import Detections, Person
+
+import helpers
 
 COCO_VAL = Path("/work/shared/data/coco/val")
 REAL = ["000000000139.jpg", "000000000785.jpg"]
@@ -63,12 +66,11 @@ def folder(tmp_path):
     return d
 
 
-def write_video(path, n=8, size=(80, 60), fps=12.0):
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    for i in range(n):
-        w.write(np.full((size[1], size[0], 3), 25 * i % 256, np.uint8))
-    w.release()
-    return path
+def _grey(i, size):
+    return np.full((size[1], size[0], 3), 25 * i % 256, np.uint8)
+
+
+write_video = partial(helpers.write_video, n=8, size=(80, 60), fps=12.0, frame=_grey)
 
 
 def _video_frames(path):
@@ -239,7 +241,7 @@ def test_options_validate():
 
 
 def _cli():
-    from cli.main import main
+    from openpaf_cli.main import main
     return main
 
 
@@ -254,8 +256,8 @@ def test_cli_help():
 
 
 def test_cli_exit_codes_with_fake_predictor(folder, tmp_path, monkeypatch):
-    import cli.infer
-    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
+    import openpaf_cli.infer
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
     runner = CliRunner()
     good = str(folder / REAL[0])
     r = runner.invoke(_cli(), ["infer", good, "-o", str(tmp_path / "a"), "--quiet"])
@@ -323,8 +325,8 @@ def test_non_utf8_file_names_round_trip(tmp_path, monkeypatch):
     records = read_manifest(manifest)
     assert {r["input"] for r in records if "input" in r} == {str(bad), str(d / "good.jpg")}
     assert records[-1]["event"] == "end" and records[-1]["processed"] == 2
-    import cli.infer
-    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
+    import openpaf_cli.infer
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
     r = CliRunner().invoke(_cli(), ["infer", str(bad), "-o", str(tmp_path / "o2"), "-q"])
     assert r.exit_code == 0 and "Traceback" not in r.output, r.output
     (rec,) = [x for x in read_manifest(tmp_path / "o2" / "openpaf_manifest.jsonl")
@@ -377,8 +379,8 @@ def test_an_output_file_is_never_an_input(tmp_path, option):
 
 
 def test_cli_refuses_an_input_as_output_file(folder, tmp_path, monkeypatch):
-    import cli.infer
-    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
+    import openpaf_cli.infer
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor", lambda weights, **kw: FakePredict())
     victim = folder / REAL[0]
     before = victim.read_bytes()
     r = CliRunner().invoke(_cli(), ["infer", str(folder), "-o", str(tmp_path / "o"), "-q",
@@ -465,3 +467,24 @@ def test_resume_redoes_corrupt_markers_and_removes_a_killed_runs_temp_files(fold
     for stem in stems:
         validate_openpose_json(json.loads((out / f"{stem}_keypoints.json").read_text()))
     assert not stale.exists() and live.exists()
+
+
+def test_predict_runs_a_frame_ahead_in_its_own_thread(tmp_path):
+    """overlap: the network works in its own thread while the caller writes; the outputs
+    are the same as predicting in the calling thread, in the same order."""
+    import threading
+    video = write_video(tmp_path / "walk.mp4", n=6, fps=12.0)
+    outputs = {}
+    for overlap in (True, False):
+        fake, threads = FakePredict(), []
+        def predict(image, fake=fake, threads=threads):
+            threads.append(threading.current_thread().name)
+            return fake(image)
+        out = tmp_path / f"out{overlap}"
+        s = run_inference(predict, [str(video)], InferOptions(
+            output=out, jsonl=out / "walk.jsonl", overlap=overlap), progress=False)
+        assert s.processed == 6 and s.exit_code == 0
+        assert set(threads) == ({"openpaf-predict"} if overlap else {"MainThread"})
+        outputs[overlap] = [{k: v for k, v in json.loads(line).items() if k != "time"}
+                            for line in (out / "walk.jsonl").read_text().splitlines()]
+    assert outputs[True] == outputs[False] and len(outputs[True]) == 6

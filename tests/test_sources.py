@@ -11,9 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from openpaf.io import sources
+from openpaf.io import images, sources, video
 from openpaf.io.sources import (Frame, ImageLoadError, InputError, Skipped, StreamEnd,
                                 count_inputs, iter_frames, load_image)
+
+from helpers import write_video
 
 COCO_VAL = Path("/work/shared/data/coco/val")
 REAL_JPG = COCO_VAL / "000000000139.jpg"
@@ -37,17 +39,6 @@ def good_jpg_bytes() -> bytes:
     rng = np.random.default_rng(0)
     img = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (9, 9), 3)
     return cv2.imencode(".jpg", img)[1].tobytes()
-
-
-def write_video(path, n=6, size=(64, 48), fps=10.0):
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    assert w.isOpened()
-    for i in range(n):
-        frame = np.full((size[1], size[0], 3), 20 * i % 256, np.uint8)
-        cv2.putText(frame, str(i), (5, 40), cv2.FONT_HERSHEY_SIMPLEX, 1, (255, 255, 255), 2)
-        w.write(frame)
-    w.release()
-    return path
 
 
 @pytest.fixture()
@@ -171,12 +162,12 @@ def test_huge_header_is_cheap(cases):
 
 
 def test_header_sizes():
-    assert sources._header_size(huge_png_bytes(123, 45)) == (123, 45)
+    assert images.header_size(huge_png_bytes(123, 45)) == (123, 45)
     jpg = cv2.imencode(".jpg", np.zeros((37, 53, 3), np.uint8))[1].tobytes()
-    assert sources._header_size(jpg) == (53, 37)
+    assert images.header_size(jpg) == (53, 37)
     bmp = cv2.imencode(".bmp", np.zeros((7, 11, 3), np.uint8))[1].tobytes()
-    assert sources._header_size(bmp) == (11, 7)
-    assert sources._header_size(b"junk") is None
+    assert images.header_size(bmp) == (11, 7)
+    assert images.header_size(b"junk") is None
 
 
 def test_missing_inputs(tmp_path):
@@ -274,7 +265,7 @@ class FakeCapture:
 
 def test_broken_video_frames_are_reported_and_skipped():
     cap = FakeCapture(10, broken={3, 4})
-    items = list(sources._video_frames(cap, "v.mp4", "v", 1, live=False, limit=None))
+    items = list(video.video_frames(cap, "v.mp4", "v", 1, live=False, limit=None))
     frames = [i.index for i in items if isinstance(i, Frame)]
     errors = [i for i in items if isinstance(i, InputError)]
     assert frames == [0, 1, 2, 5, 6, 7, 8, 9]
@@ -286,13 +277,13 @@ def test_broken_video_frames_are_reported_and_skipped():
 
 def test_video_gives_up_at_the_declared_length():
     cap = FakeCapture(3, declared=100)  # stops decoding after frame 2 of 100 declared
-    items = list(sources._video_frames(cap, "v.mp4", "v", 1, live=False, limit=None))
+    items = list(video.video_frames(cap, "v.mp4", "v", 1, live=False, limit=None))
     assert [i.index for i in items if isinstance(i, Frame)] == [0, 1, 2]
     (err,) = [i for i in items if isinstance(i, InputError)]
     _check_error(err, "frames 3-99 of 100: cannot decode")
     assert cap.i <= 100 + 1
     # A slightly over-stated frame count is not an error.
-    items = list(sources._video_frames(FakeCapture(3, declared=5), "v", "v", 1, live=False,
+    items = list(video.video_frames(FakeCapture(3, declared=5), "v", "v", 1, live=False,
                                        limit=None))
     assert all(isinstance(i, Frame) for i in items) and len(items) == 3
 

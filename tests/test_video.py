@@ -10,6 +10,7 @@ frames, and are checked against the figures' known positions.
 import colorsys
 import json
 import os
+from functools import partial
 
 import cv2
 import numpy as np
@@ -24,13 +25,13 @@ from openpaf.skeleton import LIMBS, NUM_KEYPOINTS
 from openpaf.structures import Detections, Person
 from openpaf.track import TrackerParams
 
+from conftest import TEMPLATE as PERSON_TEMPLATE
+from helpers import write_video
+
 W, H, N, FPS = 320, 240, 40, 20.0
 NECK = 1
 # The conftest template (a ~200 px person) at 0.7 x, relative to the figure centre.
-TEMPLATE = 0.7 * np.array([
-    [0, -80], [0, -60], [-20, -60], [-28, -30], [-30, 0], [20, -60], [28, -30], [30, 0],
-    [-12, 0], [-14, 50], [-15, 100], [12, 0], [14, 50], [15, 100], [-5, -86], [5, -86],
-    [-10, -82], [10, -82]], dtype=np.float32)
+TEMPLATE = 0.7 * PERSON_TEMPLATE
 # Keypoint types drawn as discs (nose, neck, shoulders, wrists, ankles): hues 45 deg apart.
 DRAWN = (0, 1, 2, 4, 5, 7, 10, 13)
 HUES = {k: 45.0 * i for i, k in enumerate(DRAWN)}
@@ -67,13 +68,7 @@ def draw(t: int) -> np.ndarray:
     return img
 
 
-def make_video(path, n=N, fps=FPS):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
-    assert writer.isOpened()
-    for t in range(n):
-        writer.write(draw(t))
-    writer.release()
-    return path
+make_video = partial(write_video, n=N, size=(W, H), fps=FPS, frame=lambda t, size: draw(t))
 
 
 class BlobPredict:
@@ -183,9 +178,9 @@ def video(tmp_path_factory):
 
 
 def _cli(monkeypatch, args, predictor):
-    import cli.infer
-    from cli.main import main
-    monkeypatch.setattr(cli.infer, "_build_predictor", lambda weights, **kw: predictor)
+    import openpaf_cli.infer
+    from openpaf_cli.main import main
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor", lambda weights, **kw: predictor)
     return CliRunner().invoke(main, ["infer", *map(str, args)])
 
 

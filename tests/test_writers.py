@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from openpaf.io import writers
-from openpaf.io.writers import (AtomicPath, CocoResultsWriter, JsonlWriter, atomic_write_bytes,
-                                atomic_write_image, atomic_write_json, atomic_write_text,
-                                openpose_json, read_openpose_json, validate_openpose_json,
+from openpaf.io import atomic
+from openpaf.io.atomic import (AtomicPath, atomic_write_bytes, atomic_write_image,
+                               atomic_write_json, atomic_write_text)
+from openpaf.io.writers import (CocoResultsWriter, JsonlWriter, openpose_json,
+                                read_openpose_json, validate_openpose_json,
                                 write_openpose_json)
 from openpaf.skeleton import NUM_KEYPOINTS, coco_to_ours
 from openpaf.structures import Detections, Person
@@ -94,12 +95,12 @@ def test_atomic_writes_leave_no_temp_files(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["b.bin", "i.jpg", "j.json", "out.txt"]
     assert target.read_text(encoding="utf-8") == "second ü"
     assert json.loads((tmp_path / "j.json").read_text()) == {"a": [1, 2]}
-    assert (os.stat(target).st_mode & 0o777) == (0o666 & ~writers._UMASK)
+    assert (os.stat(target).st_mode & 0o777) == (0o666 & ~atomic._UMASK)
 
     def boom(src, dst):
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(writers.os, "replace", boom)
+    monkeypatch.setattr(atomic.os, "replace", boom)
     with pytest.raises(OSError, match="disk on fire"):
         atomic_write_text(target, "third")
     monkeypatch.undo()

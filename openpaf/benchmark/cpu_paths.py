@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..errors import first_line
 from ..export import export_onnx
 from ..model import count_flops, create_model, fold_batchnorm
 from ..runtime.onnxruntime import OnnxModel
@@ -164,7 +165,7 @@ def compare_cpu_paths(model_name: str = "cmu_vgg19",
                     out = fn(x)
                     first = time.perf_counter() - t0
                 except Exception as exc:  # noqa: BLE001 - any failure is a result here
-                    text = (str(exc).strip().splitlines() or [""])[0][:200]
+                    text = first_line(exc, "")[:200]
                     rows[name] = {"error": f"{type(exc).__name__}: {text}".rstrip(": ")}
                     say(f"{h}x{w} {name}: unavailable ({rows[name]['error']})")
                     continue

@@ -12,32 +12,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..io.writers import atomic_write_text
-
-
-_SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
-
-
-def _cpu_model() -> tuple[str, list[str]]:
-    """CPU model name and the speed-relevant flags (bf16/AMX) from /proc/cpuinfo."""
-    name, flags = platform.processor() or platform.machine(), []
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    have = set(line.split(":", 1)[1].split())
-                    flags = [f for f in _SPEED_FLAGS if f in have]
-                    break
-    except OSError:
-        pass
-    return name, flags
+from ..hardware import cpu_model
+from ..io.atomic import atomic_write_text
 
 
 def machine_info(device: str = "cpu") -> dict:
     """CPU model, core count, torch threads, load average and (for cuda) the GPU name."""
-    cpu, flags = _cpu_model()
+    cpu, flags = cpu_model()
     info = {"cpu": cpu, "cpu_flags": flags, "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),

@@ -36,6 +36,7 @@ import openpaf
 from ..decode import get_params
 from ..evaluate import ORACLE_HEIGHT
 from ..io.sources import ImageLoadError, load_image
+from ..io.paths import IMAGE_EXTENSIONS
 from ..io.writers import write_openpose_json
 from ..model import count_flops, create_model, get_pretrained_cfg
 from ..predict import Predictor
@@ -47,7 +48,6 @@ STAGES: tuple[str, ...] = ("decode_image", "preprocess", "network", "resize", "p
                            "limbs", "assembly", "write")
 REPORT_KEYS: tuple[str, ...] = ("machine", "torch", "settings", "fps", "stages_ms",
                                 "network_gflops", "gflop_per_s", "decode_by_people")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 @dataclass
@@ -84,9 +84,10 @@ class BenchmarkOptions:
     device: str = "cpu"
     batch: int = 1
     precision: str = "fp32"
-    scales: tuple[float, ...] = (1.0,)
+    scales: tuple[float, ...] | None = None
     height: int | None = None          # None: the weights' default
     flip: bool | None = None           # None: the weights' default
+    accurate: bool = False             # the accuracy mode (flip + the weights' scales)
     optimize: bool = True
     threads: int | None = None
     network: bool = True
@@ -221,6 +222,7 @@ def benchmark_pipeline(predictor, paths: Sequence[Path], *, batch: int = 1,
 def build_predictor(options: BenchmarkOptions):
     """The ``Predictor`` (and model config, for FLOPs) that ``options`` describe."""
     kwargs = dict(height=options.height, scales=options.scales, flip=options.flip,
+                  accurate=options.accurate,
                   decode_params=options.preset, device=options.device,
                   precision=options.precision, optimize=options.optimize)
     if options.weights:

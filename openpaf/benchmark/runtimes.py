@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..errors import first_line
 from ..export import export_onnx
 from ..predict import Predictor
 from ..weights import load_default, load_weights
@@ -81,7 +82,7 @@ def compare_runtimes(paths: Sequence[Path], weights: str | None = None, *,
                     rows[key] = {"runtime": name, "height": predictors[key].height,
                                  "network_ms": [], "fps": []}
                 except Exception as exc:  # noqa: BLE001 - a missing runtime is a result
-                    text = (str(exc).strip().splitlines() or [""])[0][:200]
+                    text = first_line(exc, "")[:200]
                     rows[key] = {"runtime": name, "height": height,
                                  "error": f"{type(exc).__name__}: {text}"}
                     say(f"{key}: skipped ({rows[key]['error']})")

@@ -39,7 +39,7 @@ import torch
 from ..skeleton import FLIP, coco_to_ours
 from ..structures import InputNorm
 from .augment import AugmentParams, augment
-from .records import annotation_problem
+from .records import annotation_problem, read_coco
 from .masks import (FACE, channel_weights, ignore_mask, is_labelled, keypoint_indices,
                     never_labelled)
 from .targets import TargetParams, render_targets
@@ -172,7 +172,6 @@ class PoseDataset(torch.utils.data.Dataset):
     def __init__(self, spec: DatasetSpec, params: AugmentParams = AugmentParams(),
                  target: TargetParams = TargetParams(), norm: InputNorm = InputNorm(),
                  seed: int = 0, max_load_side: int | None = None):
-        from ..evaluate import load_ground_truth
         if params.input_size % target.stride:
             raise ValueError(f"input_size {params.input_size} is not a multiple of the "
                              f"stride {target.stride}")
@@ -180,7 +179,7 @@ class PoseDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.max_load_side = max_load_side if max_load_side is not None else 2 * params.input_size
         self.images_dir = Path(spec.images)
-        self.coco = coco = load_ground_truth(spec.annotations)
+        self.coco = coco = read_coco(spec.annotations)
         problems = {i: p for i, p in ((a["id"], annotation_problem(a))
                                       for a in coco.anns.values()) if p}
         all_anns = [a for a in coco.anns.values() if a["id"] not in problems]

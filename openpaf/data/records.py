@@ -5,8 +5,9 @@ loaded (one line naming the file and the record), never hours into a run.
 and ``categories`` lists, integer image ids, annotations of known images); a file that
 fails is refused with ``ValueError``. ``annotation_problem(ann)``: what is wrong with one
 annotation (51 finite keypoint values, a finite ``[x, y, w, h]`` box), or None. Callers
-choose what a bad annotation means: ``evaluate`` refuses the file, training skips the
-image (see ``data.coco.PoseDataset``).
+choose what a bad annotation means: ``evaluate`` refuses the file (``load_ground_truth``
+with ``check_annotations``), training skips the image (see ``data.coco.PoseDataset``).
+``gt_keypoints``: an image's ground-truth people in our 18-keypoint order.
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
-from ..skeleton import NUM_COCO_KEYPOINTS
+import numpy as np
+
+from ..skeleton import NUM_COCO_KEYPOINTS, NUM_KEYPOINTS, coco_to_ours
 
 
 def _is_int(v) -> bool:
@@ -95,4 +98,26 @@ def read_coco(path: Union[str, os.PathLike]):
     return coco
 
 
-__all__ = ["annotation_problem", "read_coco"]
+def load_ground_truth(ann_file: str | Path, check_annotations: bool = False):
+    """A pycocotools ``COCO`` object of a checked file (``data.records.read_coco``).
+    check_annotations: also refuse the file when an annotation is unusable
+    (``annotation_problem``: keypoints, box), naming the first and the count."""
+    coco = read_coco(ann_file)
+    if check_annotations:
+        bad = [p for p in map(annotation_problem, coco.anns.values()) if p]
+        if bad:
+            raise ValueError(f"{ann_file}: {len(bad)} unusable annotation(s), first "
+                             f"{bad[0]}")
+    return coco
+
+
+def gt_keypoints(coco, image_id: int) -> np.ndarray:
+    """``(N, 18, 3)`` float32 keypoints of the non-crowd people with keypoints, image px."""
+    anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+            if not a.get("iscrowd", 0) and a.get("num_keypoints", 0) > 0]
+    if not anns:
+        return np.zeros((0, NUM_KEYPOINTS, 3), np.float32)
+    return coco_to_ours(np.array([a["keypoints"] for a in anns], np.float32).reshape(-1, 17, 3))
+
+
+__all__ = ["annotation_problem", "gt_keypoints", "load_ground_truth", "read_coco"]

@@ -56,16 +56,28 @@ def group_peaks(peaks: Peaks, connections: Connections) -> tuple[np.ndarray, np.
     return members, limb_scores
 
 
+def rank_scores(total: np.ndarray, found: np.ndarray, power: float) -> np.ndarray:
+    """``mean * completeness ** power`` per person: ``total`` is the sum of its peak and
+    limb scores, ``found`` how many of the 18 + 19 it has (mean = total / found)."""
+    possible = NUM_KEYPOINTS + NUM_LIMBS
+    if power == 1:
+        return total / possible                      # exactly the CVPR sum over 37
+    found = np.maximum(found, 1)
+    return total / found * (found / possible) ** power
+
+
 def select_people(peaks: Peaks, members: np.ndarray, limb_scores: np.ndarray,
                   params: DecodeParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Filter groups into people and score them.
 
     Keeps a group with >= ``min_parts`` keypoints and (peak + limb) score per keypoint
     >= ``min_mean_score`` (CVPR's rule), or a smaller group (>= ``min_small_parts``) all
-    of whose peak and limb scores are >= ``keep_small_score``. The ranking score is the
-    sum of peak and limb scores over the 18 + 19 possible, in [0, 1], so complete people
-    rank above fragments. Returns ``(members, limb_scores, scores)`` of the kept people,
-    sorted by score descending.
+    of whose peak and limb scores are >= ``keep_small_score``. The ranking score, in
+    [0, 1], is the mean of the person's peak and limb scores times its completeness
+    (found parts and limbs over the 18 + 19 possible) to the power
+    ``params.completeness_power``: 1 gives the sum over 37 (CVPR), smaller values rank
+    confident partial people higher. Returns ``(members, limb_scores, scores)`` of the
+    kept people, sorted by score descending.
     """
     found = members >= 0
     count = found.sum(axis=1)
@@ -77,7 +89,8 @@ def select_people(peaks: Peaks, members: np.ndarray, limb_scores: np.ndarray,
         low = np.minimum(np.where(found, peak_scores, np.inf).min(axis=1),
                          np.where(has_limb, limb_scores, np.inf).min(axis=1))
         keep |= (count >= params.min_small_parts) & (low >= params.keep_small_score)
-    scores = np.clip(total / (NUM_KEYPOINTS + NUM_LIMBS), 0.0, 1.0)
+    scores = np.clip(rank_scores(total, count + has_limb.sum(axis=1),
+                                 params.completeness_power), 0.0, 1.0)
     idx = np.nonzero(keep)[0]
     idx = idx[np.argsort(-scores[idx], kind="stable")]
     return members[idx], limb_scores[idx], scores[idx].astype(np.float32)

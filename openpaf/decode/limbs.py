@@ -54,15 +54,12 @@ def candidate_pairs(peaks: Peaks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.concatenate(limbs), np.concatenate(a_idx), np.concatenate(b_idx)
 
 
-def _bilinear(maps: np.ndarray, ch: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Sample ``maps[ch, y, x]`` bilinearly; ``ch`` broadcasts against ``x``/``y``."""
-    return _bilinear_channels(maps, (ch,), x, y)[0]
-
-
 def _bilinear_channels(maps: np.ndarray, channels, x: np.ndarray,
                        y: np.ndarray) -> list[np.ndarray]:
-    """``_bilinear`` for several channel arrays at the same points, sharing the index and
-    weight arithmetic; gathers from the flat map (faster than 3-D fancy indexing)."""
+    """Sample ``maps[ch, y, x]`` bilinearly for each channel array ``ch`` of
+    ``channels`` (each broadcasts against ``x``/``y``) at the same points, sharing the
+    index and weight arithmetic; gathers from the flat map (faster than 3-D fancy
+    indexing)."""
     _, h, w = maps.shape
     x = np.clip(x, 0, w - 1)
     y = np.clip(y, 0, h - 1)

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 
 from .. import __version__
+from ..errors import first_line
+from ..io.atomic import AtomicPath
 from ..model import PretrainedCfg
 from ..runtime.onnxruntime import (INPUT_NAME, METADATA_KEYS, OUTPUT_NAMES, OnnxModel,
                                    require)
@@ -129,7 +131,8 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *,
     dynamic = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
     dynamic.update({name: {0: "batch", 2: "map_height", 3: "map_width"}
                     for name in OUTPUT_NAMES})
-    tmp = path.with_name(f".{path.name}.tmp")
+    staging = AtomicPath(path)
+    tmp = staging.tmp
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -145,15 +148,14 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *,
         proto.producer_version = __version__
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
-        os.replace(tmp, path)
+        staging.commit()
     except ExportError:
         raise
     except Exception as exc:  # noqa: BLE001 - exporter errors have many types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise ExportError(f"ONNX export failed: {first[:300]}") from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        staging.discard()
     report = ExportReport(path=path, opset=opset, half=half,
                           size_mb=path.stat().st_size / 2 ** 20, checks=[])
     if verify:

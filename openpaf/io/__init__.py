@@ -5,9 +5,9 @@ from .prefetch import Prefetcher
 from .render import VideoSink, render
 from .sources import (Frame, ImageLoadError, InputError, Skipped, StreamEnd, count_inputs,
                       iter_frames, load_image, parse_shard)
-from .writers import (CocoResultsWriter, JsonlWriter, atomic_write_bytes, atomic_write_image,
-                      atomic_write_json, atomic_write_text, openpose_json,
-                      read_openpose_json, validate_openpose_json, write_openpose_json)
+from .atomic import atomic_write_bytes, atomic_write_image, atomic_write_json, atomic_write_text
+from .writers import (CocoResultsWriter, JsonlWriter, openpose_json, read_openpose_json,
+                      validate_openpose_json, write_openpose_json)
 
 __all__ = ["Frame", "InputError", "ImageLoadError", "Skipped", "StreamEnd", "iter_frames",
            "count_inputs", "load_image", "parse_shard", "render", "VideoSink",

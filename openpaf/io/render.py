@@ -11,7 +11,7 @@ import numpy as np
 
 from ..skeleton import KEYPOINTS, LIMBS, NUM_KEYPOINTS, RENDER_LIMBS
 from ..structures import Detections, Person
-from .writers import AtomicPath
+from .atomic import AtomicPath
 
 # OpenPose's COCO render colours, one per keypoint, as RGB (POSE_COCO_COLORS_RENDER);
 # a limb takes the colour of its end keypoint, as in OpenPose. Stored here as BGR.

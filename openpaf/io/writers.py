@@ -1,5 +1,5 @@
-"""Output writers: atomic file writes, OpenPose JSON, COCO results, JSON Lines streams,
-network maps.
+"""Output writers: OpenPose JSON, COCO results, JSON Lines streams (file writes are
+atomic: ``io.atomic``).
 
 Coordinates are written as they are held in ``Person.keypoints``: image pixels with pixel
 centres at integer coordinates. That is both OpenPose's and COCO's annotation
@@ -12,19 +12,16 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 from typing import IO, Optional, Union
 
-import cv2
 import numpy as np
 
 from ..skeleton import (NUM_BODY25_KEYPOINTS, NUM_COCO_KEYPOINTS, NUM_KEYPOINTS,
                         OURS_TO_BODY25, body25_to_ours, ours_to_body25)
-from ..structures import Detections, ImageMaps, Person
-from .paths import temp_prefix
+from ..structures import Detections, Person
+from .atomic import atomic_write_json
 
 PathLike = Union[str, os.PathLike]
 
@@ -37,103 +34,6 @@ COCO_PERSON_CATEGORY = 1
 OPENPOSE_LAYOUTS = ("coco18", "body25")
 # Ours -> OpenPose's --keypoint_scale number.
 KEYPOINT_SCALES = {"pixels": 0, "unit": 3, "signed-unit": 4}
-MAPS_FORMATS = ("npy", "png")
-
-# Read once at import: os.umask can only be read by setting it.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-# ---------------------------------------------------------------------------------------
-# Atomic writes
-
-
-class AtomicPath:
-    """A temporary path next to ``path`` that replaces it on ``commit()``.
-
-    For writers that need a file name rather than bytes (e.g. ``cv2.VideoWriter``). The
-    temp file keeps ``path``'s suffix, so extension-sniffing writers still work. As a
-    context manager it commits on success and removes the temp file on an exception.
-    """
-
-    def __init__(self, path: PathLike):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=temp_prefix(self.path),
-                                   suffix=f".tmp{self.path.suffix}")
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self.done = False
-
-    def commit(self) -> Path:
-        """fsync the temp file, give it normal permissions, and move it onto ``path``."""
-        if self.done:
-            return self.path
-        try:
-            with open(self.tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.chmod(self.tmp, 0o666 & ~_UMASK)
-            os.replace(self.tmp, self.path)
-        except BaseException:
-            self.discard()
-            raise
-        self.done = True
-        return self.path
-
-    def discard(self) -> None:
-        """Remove the temp file (if any); ``path`` is left as it was."""
-        self.done = True
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
-
-    def __enter__(self) -> "AtomicPath":
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.commit()
-        else:
-            self.discard()
-        return False
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync,
-    ``os.replace``. Readers see the old file or the complete new one, never a partial one;
-    the temp file is removed on any failure. Parent folders are created."""
-    with AtomicPath(path) as ap:
-        with open(ap.tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-    return ap.path
-
-
-def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Path:
-    """``atomic_write_bytes`` for text."""
-    return atomic_write_bytes(path, text.encode(encoding))
-
-
-def atomic_write_json(path: PathLike, obj, *, indent: Optional[int] = None) -> Path:
-    """Serialise ``obj`` as JSON (NaN/inf refused) and write it atomically."""
-    text = json.dumps(obj, indent=indent, allow_nan=False,
-                      separators=(",", ":") if indent is None else None)
-    return atomic_write_text(path, text + "\n")
-
-
-def atomic_write_image(path: PathLike, image: np.ndarray,
-                       params: Optional[list[int]] = None) -> Path:
-    """Encode ``image`` (BGR uint8) by ``path``'s extension with ``cv2.imencode`` and write
-    it atomically. Default JPEG quality 90. Raises ``ValueError`` if encoding fails."""
-    ext = Path(path).suffix.lower() or ".jpg"
-    if params is None and ext in (".jpg", ".jpeg"):
-        params = [cv2.IMWRITE_JPEG_QUALITY, 90]
-    ok, buf = cv2.imencode(ext, image, params or [])
-    if not ok:
-        raise ValueError(f"cannot encode image as {ext}")
-    return atomic_write_bytes(path, buf.tobytes())
-
 
 # ---------------------------------------------------------------------------------------
 # OpenPose JSON
@@ -369,6 +269,20 @@ def _validate_candidates(cands) -> None:
 _NUMERIC_STEM = re.compile(r"^\d+$")
 
 
+def coco_results(image_id: int, detections: Detections) -> list[dict]:
+    """One image's people as COCO keypoint results (see ``CocoResultsWriter``):
+    keypoints to 3 decimals (missing or non-finite points 0 0 0), score to 6."""
+    out = []
+    for p in detections.people:
+        kps = p.coco_keypoints().astype(np.float64)
+        kps[~np.isfinite(kps).all(axis=1) | (kps[:, 2] <= 0)] = 0.0
+        assert kps.shape == (NUM_COCO_KEYPOINTS, 3)
+        out.append({"image_id": int(image_id), "category_id": COCO_PERSON_CATEGORY,
+                    "keypoints": [round(float(v), 3) for v in kps.reshape(-1)],
+                    "score": _finite(p.score, 6)})
+    return out
+
+
 class CocoResultsWriter:
     """Collect COCO keypoint results and write them as one JSON list at ``close()``.
 
@@ -405,14 +319,7 @@ class CocoResultsWriter:
     def add(self, detections: Detections, image: Union[int, str]) -> int:
         """Add one image's detections; returns the image id used."""
         image_id = self.image_id(image)
-        for p in detections.people:
-            kps = p.coco_keypoints().astype(np.float64)
-            kps[~np.isfinite(kps).all(axis=1) | (kps[:, 2] <= 0)] = 0.0
-            assert kps.shape == (NUM_COCO_KEYPOINTS, 3)
-            self.results.append({
-                "image_id": image_id, "category_id": COCO_PERSON_CATEGORY,
-                "keypoints": [round(float(v), 3) for v in kps.reshape(-1)],
-                "score": _finite(p.score, 6)})
+        self.results.extend(coco_results(image_id, detections))
         return image_id
 
     def close(self) -> Path:
@@ -479,51 +386,7 @@ class JsonlWriter:
         return False
 
 
-# ---------------------------------------------------------------------------------------
-# Network maps
-
-
-def maps_strip(maps: np.ndarray, low: float, high: float) -> np.ndarray:
-    """``(C, h, w)`` maps -> ``(h, C * w)`` uint8 grey strip, channels side by side,
-    ``[low, high]`` mapped onto ``[0, 255]`` (clipped)."""
-    c, h, w = maps.shape
-    unit = (np.clip(maps.astype(np.float32), low, high) - low) / (high - low)
-    return np.rint(unit * 255.0).astype(np.uint8).transpose(1, 0, 2).reshape(h, c * w)
-
-
-def write_maps(folder: PathLike, name: str, maps: ImageMaps, image_size: tuple[int, int],
-               fmt: str = "npy") -> list[Path]:
-    """Save one image's maps into ``folder`` for people who post-process them; returns the
-    paths.
-
-    npy: ``<name>_heatmaps.npy`` ``(19, h, w)`` and ``<name>_pafs.npy`` ``(38, h, w)``,
-    float16. png: ``<name>_heatmaps.png`` / ``<name>_pafs.png``, the channels side by
-    side (``maps_strip``): heatmap = value / 255, PAF = value / 127.5 - 1. Both:
-    ``<name>_maps.json`` ``{"image_size": [W, H], "scale": [sx, sy], "format",
-    "heatmaps", "pafs"}``; ``scale`` is image pixels per map cell, so
-    ``decode(heatmaps, pafs, scale=scale)`` finds the people in image pixels.
-    """
-    if fmt not in MAPS_FORMATS:
-        raise ValueError(f"maps format must be one of {', '.join(MAPS_FORMATS)}, got {fmt!r}")
-    folder = Path(folder)
-    files = {}
-    for kind, arr, low in (("heatmaps", maps.heatmaps, 0.0), ("pafs", maps.pafs, -1.0)):
-        path = folder / f"{name}_{kind}.{fmt}"
-        if fmt == "npy":
-            buf = BytesIO()
-            np.save(buf, np.asarray(arr, np.float16))
-            atomic_write_bytes(path, buf.getvalue())
-        else:
-            atomic_write_image(path, maps_strip(arr, low, 1.0))
-        files[kind] = path
-    meta = {"image_size": [int(v) for v in image_size],
-            "scale": [float(v) for v in maps.scale], "format": fmt,
-            "heatmaps": files["heatmaps"].name, "pafs": files["pafs"].name}
-    return [*files.values(), atomic_write_json(folder / f"{name}_maps.json", meta)]
-
-
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json",
-           "atomic_write_image", "AtomicPath", "openpose_json", "write_openpose_json",
-           "read_openpose_json", "validate_openpose_json", "CocoResultsWriter",
+__all__ = ["openpose_json", "write_openpose_json",
+           "read_openpose_json", "validate_openpose_json", "coco_results", "CocoResultsWriter",
            "JsonlWriter", "OPENPOSE_JSON_VERSION", "OpenPoseFormat", "OPENPOSE_LAYOUTS",
-           "KEYPOINT_SCALES", "MAPS_FORMATS", "write_maps", "maps_strip"]
+           "KEYPOINT_SCALES"]

@@ -15,7 +15,7 @@ from .registry import (FAMILIES, PretrainedCfg, build_model, create_model, get_c
                        register_model)
 
 # One line per family (registers it and its variants).
-from . import cmu_vgg  # noqa: E402,F401
+from . import cmu_vgg, lightweight  # noqa: E402,F401
 from . import tfpose_mobilenet_v2  # noqa: E402,F401
 
 __all__ = ["FAMILIES", "ConvAct", "FamilyConfig", "PafModel", "PretrainedCfg",

@@ -47,10 +47,6 @@ class PafModel(nn.Module):
     """
 
     config_cls: ClassVar[type[FamilyConfig]] = FamilyConfig
-    #: Input-pixel coordinate of map cell 0's receptive-field centre (x and y). None:
-    #: ``(stride - 1) / 2``, right for VGG's 2x2 pools; 3x3 stride-2 convs with padding 1
-    #: (MobileNets) put it at 0.
-    cell_centre: ClassVar[float | None] = None
 
     def __init__(self, config: FamilyConfig):
         super().__init__()
@@ -66,12 +62,6 @@ class PafModel(nn.Module):
     def arch(self) -> str:
         return self.config_cls.arch
 
-    @property
-    def flip_shift(self) -> float:
-        """Map cells by which the maps of a mirrored input, mirrored back, sit to the right
-        of the plain maps: ``(stride - 1 - 2 * cell_centre) / stride`` (0 when symmetric)."""
-        centre = (self.stride - 1) / 2 if self.cell_centre is None else self.cell_centre
-        return (self.stride - 1 - 2 * centre) / self.stride
 
     def forward(self, x: torch.Tensor) -> list[Maps]:  # pragma: no cover - abstract
         raise NotImplementedError

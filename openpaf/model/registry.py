@@ -26,22 +26,27 @@ class PretrainedCfg:
     height: default network input height in pixels (multiple of the stride).
     pad_value: uint8 value used to pad the resized image to a multiple of the stride.
     flip: whether flip test-time augmentation is on by default.
+    accurate_scales: the input scales of the accuracy mode (``Predictor(accurate=True)``,
+        ``--accurate``: flip plus these scales), chosen on coco/train per model.
     """
 
     normalisation: InputNorm = InputNorm()
     height: int = 368
     pad_value: int = 128
     flip: bool = False
+    accurate_scales: tuple[float, ...] = (1.0,)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["normalisation"] = self.normalisation.to_dict()
+        d["accurate_scales"] = list(self.accurate_scales)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "PretrainedCfg":
         d = dict(d)
         d["normalisation"] = InputNorm(**d.get("normalisation", {}))
+        d["accurate_scales"] = tuple(d.get("accurate_scales", (1.0,)))
         return cls(**d)
 
 

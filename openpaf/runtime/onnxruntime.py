@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import first_line
 from ..model import FAMILIES, PretrainedCfg
 from ..structures import InputNorm, Maps
 from ..weights.checkpoint import CheckpointError, skeleton_dict
@@ -79,7 +80,7 @@ class OnnxModel:
                 str(self.path), options,
                 providers=providers or _default_providers(self.device))
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise CheckpointError(f"{self.path}: cannot load as ONNX ({first[:200]})"
                                   ) from None
         meta = dict(self.session.get_modelmeta().custom_metadata_map)

@@ -11,7 +11,7 @@ For users on Intel CPUs who want OpenVINO's kernels (``--backend openvino``). Tw
   normalisation is inside the IR, so the input is raw BGR 0-255.
 
 It has the interface ``Predictor`` uses (``predict(x) -> Maps``, ``stride``,
-``flip_shift``, ``to``, ``eval``). Needs ``pip install openpaf[openvino]``.
+``to``, ``eval``). Needs ``pip install openpaf[openvino]``.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import first_line
 from ..model import PafModel, PretrainedCfg
 from ..structures import InputNorm, Maps
 from ..weights.checkpoint import CheckpointError
@@ -69,7 +70,7 @@ class OpenVinoModel:
     stride = 8
 
     def __init__(self, ov_model, normalisation: InputNorm, pretrained: PretrainedCfg,
-                 flip_shift: float = 0.0, source: str = "", exact: bool = True):
+                 source: str = "", exact: bool = True):
         ov = require_openvino()
         name = ov_model.inputs[0].get_any_name()
         ov_model.reshape({name: ov.PartialShape([-1, 3, -1, -1])})
@@ -85,7 +86,6 @@ class OpenVinoModel:
         self._heatmaps, self._pafs = channels[19], channels[38]
         self.normalisation = normalisation
         self.pretrained = pretrained
-        self.flip_shift = float(flip_shift)
         self.source = source
         self.device = torch.device("cpu")
 
@@ -104,21 +104,19 @@ class OpenVinoModel:
                 ov_model = ov.convert_model(_LastStage(model), example_input=example)
             xml.parent.mkdir(parents=True, exist_ok=True)
             ov.save_model(ov_model, str(xml), compress_to_fp16=False)
-        return cls(ov_model, pretrained.normalisation, pretrained, model.flip_shift,
-                   source=str(xml))
+        return cls(ov_model, pretrained.normalisation, pretrained, source=str(xml))
 
     @classmethod
-    def from_ir(cls, xml: str | Path, pretrained: PretrainedCfg,
-                flip_shift: float = 0.0) -> "OpenVinoModel":
+    def from_ir(cls, xml: str | Path, pretrained: PretrainedCfg) -> "OpenVinoModel":
         """Run an IR file as it is; its normalisation is taken to be inside it."""
         ov = require_openvino()
         try:
             ov_model = ov.Core().read_model(str(xml))
         except Exception as exc:  # noqa: BLE001 - openvino raises its own types
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise CheckpointError(f"{xml}: OpenVINO cannot read it ({first[:200]})") from None
         pre = PretrainedCfg(RAW_BGR, pretrained.height, pretrained.pad_value, pretrained.flip)
-        return cls(ov_model, RAW_BGR, pre, flip_shift, source=str(xml), exact=False)
+        return cls(ov_model, RAW_BGR, pre, source=str(xml), exact=False)
 
     def to(self, device=None, *args, **kwargs) -> "OpenVinoModel":
         if device is not None and torch.device(device).type != "cpu":

@@ -42,7 +42,7 @@ def load_weights(path, device: str | torch.device = "cpu") -> LoadedModel:
     pre = dataclasses.replace(pre, normalisation=imported.normalisation)
     return LoadedModel(model=imported.model.to(device).eval(), config=imported.model.config,
                        normalisation=imported.normalisation, manifest=imported.manifest,
-                       path=p, pretrained=pre)
+                       path=p, pretrained=pre, variant=imported.variant)
 
 
 __all__ = ["CheckpointError", "LoadedModel", "default_weights_path", "load_checkpoint",

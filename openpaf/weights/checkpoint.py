@@ -23,7 +23,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -31,10 +30,11 @@ from typing import Any, Union
 import torch
 
 from .. import skeleton
+from ..errors import first_line
 from ..model import (FamilyConfig, PafModel, PretrainedCfg, build_model, count_parameters,
                      get_pretrained_cfg)
 from ..structures import InputNorm
-from ..io.paths import temp_prefix
+from ..io.atomic import AtomicPath
 
 FORMAT = "openpaf"
 VERSION = 2
@@ -58,6 +58,7 @@ class LoadedModel:
     path: Path
     extra: dict = field(default_factory=dict)
     pretrained: PretrainedCfg = PretrainedCfg()
+    variant: str | None = None          # the registered variant it was saved as, if any
 
 
 def skeleton_dict() -> dict:
@@ -68,24 +69,10 @@ def skeleton_dict() -> dict:
 
 
 def atomic_torch_save(obj: Any, path: PathLike) -> Path:
-    """``torch.save`` to a temp file next to ``path``, then ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """``torch.save`` ``obj`` to ``path`` atomically (``io.atomic.AtomicPath``)."""
+    with AtomicPath(path) as staging, open(staging.tmp, "wb") as f:
+        torch.save(obj, f)
+    return staging.path
 
 
 def save_checkpoint(path: PathLike, model: PafModel, *, normalisation: InputNorm,
@@ -140,7 +127,7 @@ def torch_load_error(e: Exception) -> str:
         return (f"refusing to load: it holds Python objects, not only weights "
                 f"({what.group(1)}); openpaf never unpickles those")
     inner = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
-    first = inner.group(1) if inner else (text.splitlines() or [type(e).__name__])[0]
+    first = inner.group(1) if inner else first_line(text, type(e).__name__)
     return f"cannot read as a torch file ({first.strip()})"
 
 
@@ -209,7 +196,8 @@ def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> Loade
     model.to(device).eval()
     return LoadedModel(model=model, config=model.config, normalisation=normalisation,
                        manifest=dict(ckpt["manifest"]), path=Path(path),
-                       extra=dict(ckpt.get("extra") or {}), pretrained=pretrained)
+                       extra=dict(ckpt.get("extra") or {}), pretrained=pretrained,
+                       variant=ckpt.get("variant"))
 
 
 def default_weights_path() -> Path:

@@ -13,6 +13,7 @@ whose file is gone or changed is recorded as a gap, never guessed.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Iterable, Sequence
 
 from .. import __version__
 from ..model import count_parameters
-from .checkpoint import (CheckpointError, PathLike, file_sha256, load_checkpoint,
+from .checkpoint import (CheckpointError, PathLike, file_sha256, format_norm, load_checkpoint,
                          read_checkpoint, save_checkpoint)
 
 # Fields of a training run's ``train_config`` worth keeping in a shipped manifest.
@@ -90,13 +91,14 @@ def eval_summary(report: dict) -> dict:
     return {"annotations": report.get("annotations", ""),
             **{k: report[k] for k in _EVAL_FIGURES if k in report},
             "height": settings.get("height"), "scales": settings.get("scales"),
-            "precision": settings.get("precision", "fp32"),
+            "flip": settings.get("flip", False), "precision": settings.get("precision", "fp32"),
             "network_ms_median": report.get("network_ms", {}).get("median")}
 
 
 def pack(src: PathLike, dst: PathLike, *, evals: Sequence[tuple[str, str]] = (),
          name: str = "", description: str = "", half: bool = True,
-         manifest_json: PathLike | None = None, progress: bool = True) -> dict:
+         manifest_json: PathLike | None = None, progress: bool = True,
+         height: int | None = None, flip: bool | None = None) -> dict:
     """Write ``src``'s weights to ``dst`` for shipping; returns the new manifest.
 
     evals: ``(annotation JSON, images dir)`` pairs; each is scored with ``openpaf eval``'s
@@ -105,8 +107,12 @@ def pack(src: PathLike, dst: PathLike, *, evals: Sequence[tuple[str, str]] = (),
     manifest_json: also write the manifest there (readable without torch). Weights not
     made by ``openpaf train`` (imported or already packed) keep their manifest under
     ``origin``: source, licence and conversion travel on.
+    height, flip: inference defaults to store (None: keep ``src``'s); the evals use them.
     """
     loaded = load_checkpoint(src)
+    pretrained = dataclasses.replace(
+        loaded.pretrained, **{k: v for k, v in (("height", height), ("flip", flip))
+                              if v is not None})
     old = loaded.manifest
     runs = lineage_of(old, where=src)
     done = [r for r in runs if "gap" not in r]
@@ -116,10 +122,13 @@ def pack(src: PathLike, dst: PathLike, *, evals: Sequence[tuple[str, str]] = (),
         "created_by": f"openpaf {__version__} weights pack",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source": {"path": str(Path(src)), "sha256": file_sha256(src)},
-        "model": old.get("train_config", {}).get("model", "") or loaded.model.arch,
+        "model": (old.get("train_config", {}).get("model", "") or loaded.variant
+                  or loaded.model.arch),
         "parameters": count_parameters(loaded.model),
         "storage": "fp16" if half else "fp32",
-        "normalisation": old.get("normalisation", ""),
+        "normalisation": format_norm(pretrained.normalisation),
+        "inference_defaults": {"height": pretrained.height, "flip": pretrained.flip,
+                               "pad_value": pretrained.pad_value},
         "data": done[-1]["data"] if done else [],
         "training": {"steps": sum(r["steps"] for r in done),
                      "images_seen": sum(r["steps"] * r.get("batch_size", 0) for r in done),
@@ -139,7 +148,8 @@ def pack(src: PathLike, dst: PathLike, *, evals: Sequence[tuple[str, str]] = (),
 
     def save(path) -> None:     # the same weights each time; only the manifest grows
         save_checkpoint(path, loaded.model, normalisation=loaded.normalisation,
-                        pretrained=loaded.pretrained, manifest=manifest, half=half)
+                        pretrained=pretrained, manifest=manifest, half=half,
+                        variant=loaded.variant)
 
     if evals:   # scored on the weights as stored (fp16); dst is written only if that works
         scratch = Path(dst).with_name(f".{Path(dst).name}.eval.tmp")
@@ -151,7 +161,7 @@ def pack(src: PathLike, dst: PathLike, *, evals: Sequence[tuple[str, str]] = (),
             scratch.unlink(missing_ok=True)
     save(dst)
     if manifest_json is not None:
-        from ..io.writers import atomic_write_text
+        from ..io.atomic import atomic_write_text
         atomic_write_text(manifest_json, json.dumps(manifest, indent=2) + "\n")
     return manifest
 

@@ -95,5 +95,5 @@ def import_weights(src: PathLike, dst: PathLike, *, half: bool = False) -> Impor
 
 
 # One line per format (each registers itself).
-from . import cmu, torchvision_vgg  # noqa: E402,F401
+from . import cmu, openvino_ir, torchvision_vgg  # noqa: E402,F401
 from . import tf_graph  # noqa: E402,F401

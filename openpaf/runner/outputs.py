@@ -1,0 +1,88 @@
+"""What a run writes across frames: per stream (``Stream``: tracker, rendered video,
+JSONL) and for the whole run (``DetectionFiles``: COCO results, the run's JSONL, the
+images JSONL of frames outside streams)."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+from ..errors import error_reason
+from ..io.frames import Frame
+from ..io.render import DEFAULT_VIDEO_FPS, VideoSink
+from ..io.writers import CocoResultsWriter, JsonlWriter
+from ..structures import Detections
+from ..track import Tracker
+from .layout import OutputLayout
+from .options import InferOptions
+
+
+class Stream:
+    """Per-stream state: tracker, rendered video, JSONL file, counters."""
+
+    def __init__(self, name: str, source: str, kind: str, tracker: Optional[Tracker]):
+        self.name, self.source, self.kind, self.tracker = name, source, kind, tracker
+        self.sink: Optional[VideoSink] = None
+        self.jsonl: Optional[JsonlWriter] = None
+        self.frames = self.people = self.errors = 0
+        self.gaps: list[list[int]] = []  # [first, last] of each unreadable stretch
+        self._last_time: Optional[float] = None
+
+    def clock(self, frame: Frame) -> Optional[float]:
+        """Strictly increasing timestamp for the tracker's smoother: the frame's time,
+        or one frame period after the previous one when missing or not increasing.
+        None for still-image sequences (the tracker then counts frames)."""
+        if frame.video is None:
+            return None
+        t, last = frame.time, self._last_time
+        step = 1.0 / (frame.fps or DEFAULT_VIDEO_FPS)
+        if t is None or not math.isfinite(t) or (last is not None and t <= last):
+            t = 0.0 if last is None else last + step
+        self._last_time = t
+        return t
+
+
+class DetectionFiles:
+    """The files that collect every frame's detections (each optional, per ``options``)."""
+
+    def __init__(self, options: InferOptions, layout: OutputLayout):
+        self.o, self.layout = options, layout
+        self.coco = CocoResultsWriter(options.sharded(options.coco_json)) \
+            if options.coco_json else None
+        self.jsonl = JsonlWriter(options.sharded(options.jsonl), fmt=options.openpose) \
+            if options.jsonl else None
+        self.images_jsonl: Optional[JsonlWriter] = None
+
+    @property
+    def wanted(self) -> bool:
+        """True when any of them is written (skipped frames are then re-read)."""
+        return self.coco is not None or self.jsonl is not None or self.o.stream_jsonl
+
+    def add(self, det: Detections, name: str, index: int, t: Optional[float],
+            stream: Optional[Stream]) -> None:
+        """Add frame ``name`` (``index`` in its stream, at time ``t``) to each file."""
+        if self.coco is not None:
+            self.coco.add(det, name)
+        if self.jsonl is not None:
+            self.jsonl.write(index, t, det, name=name)
+        if self.o.stream_jsonl:
+            if stream is not None:
+                if stream.jsonl is None:
+                    stream.jsonl = JsonlWriter(self.layout.stream_jsonl_path(stream.name),
+                                               fmt=self.o.openpose)
+                stream.jsonl.write(index, t, det, name=name)
+            else:
+                if self.images_jsonl is None:
+                    self.images_jsonl = JsonlWriter(self.layout.images_jsonl_path(),
+                                                    fmt=self.o.openpose)
+                self.images_jsonl.write(index, t, det, name=name)
+
+    def close(self, fail: Callable[[str, str], None]) -> None:
+        """Finish every file; a COCO file that cannot be written is reported to ``fail``."""
+        for writer in (self.jsonl, self.images_jsonl):
+            if writer is not None:
+                writer.close()
+        if self.coco is not None:
+            try:
+                self.coco.close()
+            except Exception as e:
+                fail(str(self.coco.path), f"cannot write COCO results: {error_reason(e)}")
