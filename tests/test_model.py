@@ -158,3 +158,20 @@ def test_analytic_flops_match_a_measured_forward(name, h, w):
 def test_pafnet_default_is_cmu():
     assert CmuVggConfig() == get_config("cmu_vgg19")
     assert isinstance(_meta("cmu_vgg19"), CmuVgg)
+
+
+@pytest.mark.parametrize("name", ["tiny", "lightweight_tiny", "tfpose_mobilenet_v2_small"])
+def test_every_family_returns_one_maps_per_stage(name):
+    """The one output type: ``Maps(heatmaps, pafs)`` per stage, ``num_stages`` of them."""
+    from openpaf.structures import Maps
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 48))
+    assert len(out) == model.num_stages >= 2
+    for maps in out:
+        assert isinstance(maps, Maps)
+        assert maps.heatmaps.shape == (1, 19, 8, 6) and maps.pafs.shape == (1, 38, 8, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(model.predict(torch.zeros(1, 3, 64, 48)).pafs,
+                                   model(torch.zeros(1, 3, 64, 48))[-1].pafs)

@@ -62,6 +62,11 @@ class PafModel(nn.Module):
     def arch(self) -> str:
         return self.config_cls.arch
 
+    @property
+    def num_stages(self) -> int:
+        """How many ``Maps`` ``forward`` returns (one per stage)."""
+        return len(self.stages)
+
 
     def forward(self, x: torch.Tensor) -> list[Maps]:  # pragma: no cover - abstract
         raise NotImplementedError

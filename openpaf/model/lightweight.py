@@ -217,6 +217,10 @@ class LightweightPose(PafModel):
 
     config_cls = LightweightConfig
 
+    @property
+    def num_stages(self) -> int:
+        return 1 + len(self.refinement)
+
     def __init__(self, config: LightweightConfig = LightweightConfig()):
         super().__init__(config)
         self.backbone = MobileNetTrunk(config)

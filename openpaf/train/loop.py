@@ -82,7 +82,7 @@ def train(config: TrainConfig, data: Sequence[DatasetSpec], out_dir: str | os.Pa
     from tqdm import tqdm
     bar = tqdm(total=run.total, initial=run.step, unit="step", desc="train",
                disable=not (progress and env.main), dynamic_ncols=True)
-    meter = Meter(out, len(model.stages), run.step if state is not None else None, env,
+    meter = Meter(out, model.num_stages, run.step if state is not None else None, env,
                   config.batch_size * env.world, bar)
     start_step, halted = run.step, False
     run.net.train()
