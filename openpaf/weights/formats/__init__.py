@@ -95,5 +95,7 @@ def import_weights(src: PathLike, dst: PathLike, *, half: bool = False) -> Impor
 
 
 # One line per format (each registers itself).
-from . import cmu, openvino_ir, torchvision_vgg  # noqa: E402,F401
+from . import cmu  # noqa: E402,F401
+from . import openvino_ir  # noqa: E402,F401
 from . import tf_graph  # noqa: E402,F401
+from . import torchvision_vgg  # noqa: E402,F401

@@ -24,9 +24,9 @@ from ...model.cmu_vgg import (CMU_PRETRAINED, VGG19_DEPTHS, CmuVgg, CmuVggConfig
                               vgg_layer_names)
 from ...structures import InputNorm
 from ..checkpoint import (CheckpointError, PathLike, atomic_torch_save, check_state_dict,
-                          file_sha256, format_norm, read_checkpoint, short_list)
+                          file_sha256, format_norm, read_checkpoint)
 from . import Imported, WeightFormat, register_format
-from .torch_files import is_torch_file, load_torch_file, unwrap_state_dict
+from .torch_files import load_torch_file, sniff_state_dict, unwrap_state_dict
 
 CMU_NORMALISATION = CMU_PRETRAINED.normalisation
 CMU_LICENCE = "CMU OpenPose COCO model, non-commercial licence (CMU academic licence)"
@@ -107,12 +107,7 @@ class CmuFormat(WeightFormat):
     description = "CMU COCO body model, pytorch-openpose body_pose_model.pth"
 
     def sniff(self, path: Path, head: bytes) -> bool:
-        if not is_torch_file(head):
-            return False
-        try:
-            obj = unwrap_state_dict(load_torch_file(path))
-        except CheckpointError:
-            return False
+        obj = sniff_state_dict(path, head) or {}
         return "conv1_1.weight" in obj and any(k.startswith("conv5_1_CPM") for k in obj)
 
     def read(self, path: Path) -> Imported:

@@ -23,6 +23,17 @@ def is_torch_file(head: bytes) -> bool:
     return head[:2] == b"PK" or head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04")
 
 
+def sniff_state_dict(path: Path, head: bytes) -> dict | None:
+    """The flat state dict of a foreign torch file (see ``unwrap_state_dict``), or None
+    when ``path`` (first bytes ``head``) is no such file: what torch-based formats sniff."""
+    if not is_torch_file(head):
+        return None
+    try:
+        return unwrap_state_dict(load_torch_file(path))
+    except CheckpointError:
+        return None
+
+
 def unwrap_state_dict(obj) -> dict:
     """A flat ``{name: tensor}`` dict from a state dict, ``{"state_dict": ...}`` or a
     DataParallel dict (``module.`` prefixes dropped); one-line errors otherwise."""

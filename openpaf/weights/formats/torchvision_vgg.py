@@ -14,7 +14,7 @@ import torch
 from ...model.cmu_vgg import VGG19_DEPTHS, CmuVgg, vgg_layer_names
 from ..checkpoint import CheckpointError, check_state_dict, short_list
 from . import Imported, WeightFormat, register_format
-from .torch_files import is_torch_file, load_torch_file, unwrap_state_dict
+from .torch_files import load_torch_file, sniff_state_dict, unwrap_state_dict
 
 _PARAMS = ("weight", "bias")
 
@@ -82,12 +82,7 @@ class TorchvisionVggFormat(WeightFormat):
     description = "torchvision ImageNet vgg19/vgg19_bn, a training start only"
 
     def sniff(self, path: Path, head: bytes) -> bool:
-        if not is_torch_file(head):
-            return False
-        try:
-            obj = unwrap_state_dict(load_torch_file(path))
-        except CheckpointError:
-            return False
+        obj = sniff_state_dict(path, head) or {}
         return "features.0.weight" in obj and "classifier.0.weight" in obj
 
     def read(self, path: Path) -> Imported:
