@@ -22,11 +22,9 @@ Resuming (``skip_existing``): see ``runner.layout``.
 """
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -45,6 +43,7 @@ from ..io.sources import count_inputs, input_keys, iter_frames
 from ..io.writers import read_openpose_json, write_openpose_json
 from ..structures import Detections
 from ..track import Tracker
+from .concurrency import predict_ahead, sigint_deferred
 from .layout import OutputLayout, run_files
 from .outputs import DetectionFiles, Stream
 from .options import InferOptions, RunSummary
@@ -237,7 +236,7 @@ class _Run:
             det = tracker.update(det, time=stream.clock(frame))
         # Ctrl-C waits until the frame's outputs and its manifest record are all written,
         # so the manifest and the files on disk always agree.
-        with _sigint_deferred() as late:
+        with sigint_deferred() as late:
             self._emit(frame, det, stream, sink, frame_no)
         if late:
             raise KeyboardInterrupt
@@ -313,38 +312,6 @@ class _Run:
                                                    f"{error_reason(e)}", record=False)
 
 
-@contextmanager
-def _sigint_deferred():
-    """Hold off Ctrl-C while cleaning up (main thread only); yields a list that gets an
-    entry per SIGINT received meanwhile."""
-    got: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield got
-        return
-    try:
-        old = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
-    except (ValueError, OSError):  # pragma: no cover - e.g. signals unavailable
-        yield got
-        return
-    try:
-        yield got
-    finally:
-        signal.signal(signal.SIGINT, old)
-
-
-def _predict_ahead(items, predict: Predict, needed: Callable[[object], bool]):
-    """``(item, Detections | Exception | None)`` per item: frames that ``needed`` are
-    predicted here (a background thread), a frame ahead of the caller's outputs."""
-    for item in items:
-        if not needed(item):
-            yield item, None
-            continue
-        try:
-            yield item, predict(item.image)
-        except Exception as e:  # handed over with its frame; reported in input order
-            yield item, e
-
-
 def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
                   progress: bool = True) -> RunSummary:
     """Run ``predict`` over every input of ``specs`` and write the outputs of ``options``.
@@ -385,7 +352,7 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
                                         skip_stream=run.layout.skip_stream, shard=o.shard,
                                         sequences=o.track, events=True, output=o.output),
                                size=o.prefetch)
-        ahead = (Prefetcher(_predict_ahead(frames, predict, run.needs_predict), size=2,
+        ahead = (Prefetcher(predict_ahead(frames, predict, run.needs_predict), size=2,
                             name="openpaf-predict") if o.overlap else None)
         for item, predicted in ahead or ((item, None) for item in frames):
             run.handle(item, predicted)
@@ -396,7 +363,7 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
             run.crash = error_reason(e)
         raise
     finally:
-        with _sigint_deferred() as late:
+        with sigint_deferred() as late:
             if ahead is not None:
                 ahead.close()
             if frames is not None:
