@@ -6,7 +6,7 @@ import click
 # CLI option name -> TrainConfig field, for the options that override the recipe.
 _OVERRIDES = ("model", "init", "epochs", "max_steps", "batch_size", "lr", "optimizer",
               "schedule", "warmup_steps", "input_size", "amp", "workers", "seed", "device",
-              "val_every", "checkpoint_every", "log_every")
+              "val_every", "checkpoint_every", "log_every", "teacher", "teacher_weight")
 
 
 @click.command("train")
@@ -33,6 +33,11 @@ _OVERRIDES = ("model", "init", "epochs", "max_steps", "batch_size", "lr", "optim
               help="Optimizer steps (with --epochs, the smaller wins).")
 @click.option("--batch-size", type=int, default=None, help="Images per step per process.")
 @click.option("--lr", type=float, default=None, help="Base learning rate.")
+@click.option("--teacher", type=click.Path(dir_okay=False), default=None,
+              help="Self-distillation: also pull every stage towards these weights' "
+                   "flip-averaged maps on every pixel (e.g. weights/default.pt).")
+@click.option("--teacher-weight", type=float, default=None,
+              help="Weight of the teacher term (default 1).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None)
 @click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]), default=None)
 @click.option("--warmup-steps", type=int, default=None)

@@ -8,12 +8,14 @@ import torch
 from click.testing import CliRunner
 
 from openpaf_cli.main import main
-from openpaf.weights.checkpoint import default_weights_path, load_checkpoint, read_checkpoint
+from openpaf.weights.checkpoint import (default_weights_path, load_checkpoint, read_checkpoint,
+                                       save_checkpoint)
 from openpaf.data.augment import AugmentParams
 from openpaf.data.coco import LSPET_LICENCE, DatasetSpec, MixSampler
 from openpaf.evaluate import evaluate
 from openpaf.predict import Predictor
-from openpaf.structures import Maps
+from openpaf.model import create_model
+from openpaf.structures import InputNorm, Maps
 from openpaf.train import TrainConfig, get_recipe, paf_loss, train
 
 from conftest import COCO_TRAIN, require
@@ -285,3 +287,27 @@ def test_finetune_from_the_shipped_weights(tmp_path, one_thread):
     before, after = ap(shipped), ap(result.last)
     assert after > before - 0.05, (before, after)
     assert load_checkpoint(result.last).model.arch == "lightweight"
+
+
+def test_distillation_pulls_towards_the_teachers_flip_averaged_maps(tmp_path, one_thread):
+    """``teacher``: its flip-averaged maps are a second target on every cell; a student
+    that starts as its teacher starts with a small teacher term, and training runs."""
+    from openpaf.train.loss import distill_loss, teacher_maps
+    torch.manual_seed(0)
+    teacher = create_model("lightweight_tiny").eval()
+    x = torch.randn(2, 3, 64, 48)
+    t = teacher_maps(teacher, x)
+    assert t.shape == (2, 57, 8, 6)
+    same = distill_loss(teacher(x), t)
+    other = distill_loss(create_model("lightweight_tiny")(x), t)
+    assert 0 <= float(same) < float(other)
+    sub_file, images = _three_images(tmp_path)
+    path = save_checkpoint(tmp_path / "t.pt", teacher, normalisation=InputNorm(), manifest={})
+    config = TrainConfig(model="lightweight_tiny", init=f"checkpoint:{path}",
+                         teacher=str(path), input_size=64, batch_size=2, max_steps=3,
+                         workers=0, log_every=1, checkpoint_every=0,
+                         augment=AugmentParams(input_size=64))
+    result = train(config, [DatasetSpec(str(sub_file), str(images))], tmp_path / "run",
+                   progress=False, log=_quiet)
+    assert result.steps == 3 and np.isfinite([loss for _, loss in result.losses]).all()
+    assert read_checkpoint(result.last)["manifest"]["train_config"]["teacher"] == str(path)

@@ -56,6 +56,8 @@ class TrainConfig:
     val_height: int | None = None     # None: the model's default input height
     val_max_images: int | None = None
     checkpoint_every: int = 1000
+    teacher: str | None = None        # weights whose flip-averaged maps are also targets
+    teacher_weight: float = 1.0       # of the teacher term against the ground-truth term
 
     def __post_init__(self):
         if isinstance(self.augment, dict):

@@ -29,7 +29,7 @@ from .config import TrainConfig, parse_val
 from .dist import Dist, barrier, default_workers, setup, teardown
 from .init import build_model
 from .log import Meter
-from .loss import paf_loss
+from .loss import distill_loss, paf_loss, teacher_maps
 from .schedule import build_optimizer, lr_factor, total_steps
 from .state import file_info, manifest, resolve_resume, rng_state, seed_all, set_rng_state
 
@@ -158,6 +158,11 @@ class _Run:
                  pretrained: PretrainedCfg, t_start: float, log: Callable[[str], None]):
         self.config, self.env, self.data, self.val, self.out = config, env, data, val, out
         self.model, self.pretrained, self.t_start, self.log = model, pretrained, t_start, log
+        self.teacher = None
+        if config.teacher:                  # self-distillation: a frozen teacher's maps
+            from ..weights import load_weights
+            self.teacher = load_weights(config.teacher, env.device).model.eval()
+            self.teacher.requires_grad_(False)
         # channels_last (NHWC) is what oneDNN and cuDNN run fastest, bf16 above all (2x).
         model.to(env.device, memory_format=torch.channels_last)
         self.net = model
@@ -231,7 +236,11 @@ class _Run:
         batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             outputs = self.net(batch["image"])
+            teacher = (teacher_maps(self.teacher, batch["image"])
+                       if self.teacher is not None else None)
         loss, per_stage = paf_loss(outputs, batch)
+        if teacher is not None:
+            loss = loss + self.config.teacher_weight * distill_loss(outputs, teacher)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.grad_clip:

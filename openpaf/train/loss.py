@@ -26,3 +26,28 @@ def paf_loss(outputs: Sequence[Maps],
         loss = loss + ((heat.float() - batch["heatmaps"]).square() * w_heat).sum()
         per_stage.append(loss * scale)
     return torch.stack(per_stage).sum(), torch.stack([p.detach() for p in per_stage])
+
+
+def distill_loss(outputs: Sequence[Maps], teacher: torch.Tensor) -> torch.Tensor:
+    """L2 towards a teacher's maps on every cell and channel, every stage, scaled like
+    ``paf_loss``: ``sum((pred - teacher)^2) / (2 B)`` per stage.
+
+    teacher: ``(B, 19 + 38, h, w)`` float32 (heatmaps then PAFs).
+    """
+    scale = 0.5 / teacher.shape[0]
+    total = teacher.new_zeros(())
+    for heat, pafs in outputs:
+        pred = torch.cat([heat.float(), pafs.float()], dim=1)
+        total = total + (pred - teacher).square().sum() * scale
+    return total
+
+
+@torch.no_grad()
+def teacher_maps(teacher: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The teacher's last-stage maps of ``images`` averaged with those of their mirrors
+    (left/right swapped back): ``(B, 19 + 38, h, w)`` float32."""
+    from ..predict import unflip_maps
+    n = images.shape[0]
+    out = teacher.predict(torch.cat([images, images.flip(-1)]))
+    maps = torch.cat([out.heatmaps.float(), out.pafs.float()], dim=1)
+    return (maps[:n] + unflip_maps(maps[n:])) / 2
