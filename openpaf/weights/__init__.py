@@ -10,14 +10,12 @@ foreign format recognised by content (converted in memory).
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
 
-from ..model import PretrainedCfg, get_pretrained_cfg
 from .checkpoint import (CheckpointError, LoadedModel, default_weights_path, load_checkpoint,
-                         load_default, read_checkpoint, save_checkpoint)
+                         load_default, read_checkpoint, save_checkpoint, with_normalisation)
 
 
 def is_native(path: Path) -> bool:
@@ -38,8 +36,7 @@ def load_weights(path, device: str | torch.device = "cpu") -> LoadedModel:
     if fmt is None:
         return load_checkpoint(path, device)        # its error says what was expected
     imported = fmt.read(p)
-    pre = get_pretrained_cfg(imported.variant) if imported.variant else PretrainedCfg()
-    pre = dataclasses.replace(pre, normalisation=imported.normalisation)
+    pre = with_normalisation(None, imported.variant, imported.normalisation)
     return LoadedModel(model=imported.model.to(device).eval(), config=imported.model.config,
                        normalisation=imported.normalisation, manifest=imported.manifest,
                        path=p, pretrained=pre, variant=imported.variant)

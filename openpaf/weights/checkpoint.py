@@ -75,6 +75,15 @@ def atomic_torch_save(obj: Any, path: PathLike) -> Path:
     return staging.path
 
 
+def with_normalisation(pretrained: PretrainedCfg | None, variant: str | None,
+                       normalisation: InputNorm) -> PretrainedCfg:
+    """``pretrained``, else the registered ``variant``'s, else ``PretrainedCfg()``, with
+    the weights' own ``normalisation``."""
+    if pretrained is None:
+        pretrained = get_pretrained_cfg(variant) if variant else PretrainedCfg()
+    return dataclasses.replace(pretrained, normalisation=normalisation)
+
+
 def save_checkpoint(path: PathLike, model: PafModel, *, normalisation: InputNorm,
                     manifest: dict, half: bool = False, extra: dict | None = None,
                     pretrained: PretrainedCfg | None = None,
@@ -86,9 +95,7 @@ def save_checkpoint(path: PathLike, model: PafModel, *, normalisation: InputNorm
     ``PretrainedCfg()``; always with ``normalisation``. ``manifest`` and ``extra`` hold
     only plain values and tensors.
     """
-    if pretrained is None:
-        pretrained = get_pretrained_cfg(variant) if variant else PretrainedCfg()
-    pretrained = dataclasses.replace(pretrained, normalisation=normalisation)
+    pretrained = with_normalisation(pretrained, variant, normalisation)
     state = {}
     for k, v in model.state_dict().items():
         v = v.detach().cpu()
