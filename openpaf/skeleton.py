@@ -14,6 +14,8 @@ limb ``k`` joins ``LIMBS[k] = (a, b)`` and its field is ``(x, y)`` =
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 KEYPOINTS: tuple[str, ...] = (
@@ -158,3 +160,344 @@ def limbs_touching(keypoints) -> tuple[int, ...]:
 def paf_channels_of(limbs) -> tuple[int, ...]:
     """The PAF channels (x and y) of the given limb indices."""
     return tuple(c for k in limbs for c in PAF_CHANNELS[k])
+
+
+# ---------------------------------------------------------------------------------------
+# KeypointSpec: a skeleton as data. OpenPose COCO-18 above is one instance of it.
+# ---------------------------------------------------------------------------------------
+
+DEFAULT_SIGMA = 0.07
+"""OKS sigma for a keypoint whose spec gives none: about the mean of COCO's 17 body-point
+sigmas (0.072), i.e. a point is placed within ~7 % of the person's size."""
+
+
+class SkeletonError(ValueError):
+    """An invalid keypoint spec; the message is one line per problem."""
+
+
+@dataclass(frozen=True)
+class DerivedPoint:
+    """A keypoint the dataset does not label, made as the mid-point of two that it does
+    (OpenPose's neck = mid-point of the shoulders). Indices are spec indices."""
+    index: int
+    between: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class KeypointSpec:
+    """What a PAF model predicts: keypoints, limbs with their PAF channels, left/right
+    flips, OKS sigmas, drawing, and how a dataset's keypoint order maps onto it.
+
+    Heatmaps are ``(num_keypoints + 1, H, W)`` (background last); PAFs ``(2 * num_limbs, H,
+    W)``, limb ``k``'s field ``(x, y)`` in channels ``paf_channels[k]``, pointing from
+    ``limbs[k][0]`` to ``limbs[k][1]``. ``dataset_keypoints`` names the dataset's points
+    in its own order (COCO-17 for OpenPose COCO-18); each is one of ``keypoints``, and the
+    spec's other points must be ``derived``.
+    """
+    name: str
+    keypoints: tuple[str, ...]
+    limbs: tuple[tuple[int, int], ...]
+    paf_channels: tuple[tuple[int, int], ...]
+    flip: tuple[int, ...]
+    sigmas: tuple[float, ...]
+    render_limbs: tuple[int, ...]
+    colors: tuple[tuple[int, int, int], ...]       # BGR, one per keypoint
+    derived: tuple[DerivedPoint, ...] = ()
+    dataset_keypoints: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not self.dataset_keypoints:
+            object.__setattr__(self, "dataset_keypoints", tuple(
+                n for i, n in enumerate(self.keypoints)
+                if i not in {d.index for d in self.derived}))
+        problems = _problems(self)
+        if problems:
+            raise SkeletonError(f"skeleton '{self.name}': " + "; ".join(problems))
+
+    # sizes ---------------------------------------------------------------------------
+    @property
+    def num_keypoints(self) -> int:
+        return len(self.keypoints)
+
+    @property
+    def num_heatmaps(self) -> int:
+        """Keypoints + background."""
+        return len(self.keypoints) + 1
+
+    @property
+    def num_limbs(self) -> int:
+        return len(self.limbs)
+
+    @property
+    def num_pafs(self) -> int:
+        return 2 * len(self.limbs)
+
+    @property
+    def limb_flip(self) -> tuple[int, ...]:
+        """``limb_flip[k]``: the limb that limb ``k`` becomes under a horizontal flip."""
+        index = {limb: k for k, limb in enumerate(self.limbs)}
+        return tuple(index[(self.flip[a], self.flip[b])] for a, b in self.limbs)
+
+    @property
+    def limb_colors(self) -> tuple[tuple[int, int, int], ...]:
+        """BGR colour of each limb: its end keypoint's, as OpenPose draws."""
+        return tuple(self.colors[b] for _, b in self.limbs)
+
+    def spanning_tree(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(tree limbs, redundant limbs): the first limbs, in order, that connect every
+        keypoint without a cycle (what a greedy PAF decoder assembles people along), and
+        the rest (extra evidence, e.g. CMU's shoulder-ear limbs)."""
+        return _spanning_tree(self.num_keypoints, self.limbs)
+
+    # dataset order <-> spec order ----------------------------------------------------
+    @property
+    def dataset_to_spec(self) -> tuple[int, ...]:
+        """``dataset_to_spec[d]``: the spec index of dataset keypoint ``d``."""
+        return tuple(self.keypoints.index(n) for n in self.dataset_keypoints)
+
+    def from_dataset(self, kps: np.ndarray) -> np.ndarray:
+        """Dataset keypoints ``(..., D, 3)`` [x, y, v] -> spec order ``(..., K, 3)``;
+        derived points are mid-points where both ends are labelled (v the smaller)."""
+        out = _placed(kps, self.dataset_to_spec, self.num_keypoints)
+        for d in self.derived:
+            out[..., d.index, :] = _midpoint(out[..., d.between[0], :],
+                                             out[..., d.between[1], :])
+        return out
+
+    def to_dataset(self, kps: np.ndarray) -> np.ndarray:
+        """Spec order ``(..., K, 3)`` -> the dataset's order ``(..., D, 3)`` (derived points
+        dropped), e.g. for COCO results."""
+        return np.asarray(kps)[..., list(self.dataset_to_spec), :]
+
+    def dataset_sigmas(self) -> np.ndarray:
+        """OKS sigmas ``(D,)`` float64 in the dataset's keypoint order."""
+        return np.array([self.sigmas[i] for i in self.dataset_to_spec], np.float64)
+
+    # serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Plain data (lists, str, float) for checkpoints and JSON files."""
+        return {"name": self.name, "keypoints": list(self.keypoints),
+                "limbs": [list(l) for l in self.limbs],
+                "paf_channels": [list(c) for c in self.paf_channels],
+                "flip": list(self.flip), "sigmas": list(self.sigmas),
+                "render_limbs": list(self.render_limbs),
+                "colors": [list(c) for c in self.colors],
+                "derived": [{"index": d.index, "between": list(d.between)}
+                            for d in self.derived],
+                "dataset_keypoints": list(self.dataset_keypoints)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "KeypointSpec":
+        """Inverse of ``to_dict``; missing optional fields get their defaults."""
+        return make_spec(d.get("name", "custom"), d["keypoints"], d["limbs"],
+                         paf_channels=d.get("paf_channels"), flip=d.get("flip"),
+                         sigmas=d.get("sigmas"), render_limbs=d.get("render_limbs"),
+                         colors=d.get("colors"),
+                         derived=[(x["index"], x["between"]) for x in d.get("derived", ())],
+                         dataset_keypoints=d.get("dataset_keypoints"))
+
+
+def _problems(spec: KeypointSpec) -> list[str]:
+    """Every violation of a spec, one short sentence each (empty when valid)."""
+    k, names, out = len(spec.keypoints), spec.keypoints, []
+    if k == 0:
+        return ["it has no keypoints"]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        out.append(f"keypoint names repeat: {', '.join(dup)}")
+    bad = [f"{a}-{b}" for a, b in spec.limbs if not (0 <= a < k and 0 <= b < k) or a == b]
+    if bad:
+        out.append(f"limbs {', '.join(bad)} join points that do not exist "
+                   f"(there are {k}, numbered 0-{k - 1}) or a point to itself")
+        return out
+    pairs = [frozenset(l) for l in spec.limbs]
+    if len(set(pairs)) != len(pairs):
+        out.append("a limb is listed twice")
+    channels = sorted(c for pair in spec.paf_channels for c in pair)
+    if len(spec.paf_channels) != len(spec.limbs) or channels != list(range(2 * len(spec.limbs))):
+        out.append(f"paf_channels must give each of the {len(spec.limbs)} limbs its own "
+                   f"(x, y) pair covering channels 0-{2 * len(spec.limbs) - 1}")
+    flip = spec.flip
+    if len(flip) != k or sorted(flip) != list(range(k)) or any(flip[f] != i
+                                                                for i, f in enumerate(flip)):
+        out.append("the flip map is not a pairing of the points (flip[flip[i]] must be i)")
+    elif any((flip[a], flip[b]) not in set(spec.limbs) for a, b in spec.limbs):
+        missing = [f"{names[a]}-{names[b]}" for a, b in spec.limbs
+                   if (flip[a], flip[b]) not in set(spec.limbs)]
+        out.append(f"limbs {', '.join(missing)} have no mirror limb in the same direction")
+    if len(spec.sigmas) != k or any(not (s > 0) for s in spec.sigmas):
+        out.append(f"sigmas must be {k} positive numbers")
+    if len(spec.colors) != k:
+        out.append(f"colors must give one BGR colour per keypoint ({k})")
+    if any(not 0 <= r < len(spec.limbs) for r in spec.render_limbs):
+        out.append("render_limbs names a limb that does not exist")
+    unknown = [n for n in spec.dataset_keypoints if n not in names]
+    if unknown:
+        out.append(f"dataset keypoints {', '.join(unknown)} are not in the spec")
+    covered = set(spec.dataset_keypoints) | {names[d.index] for d in spec.derived
+                                             if 0 <= d.index < k}
+    if not unknown and set(names) - covered:
+        out.append(f"points {', '.join(sorted(set(names) - covered))} are neither in the "
+                   "dataset nor derived")
+    tree, _ = _spanning_tree(k, spec.limbs)
+    if len(tree) != k - 1:
+        parts = _components(k, spec.limbs)
+        lonely = [", ".join(names[i] for i in c) for c in parts[1:]]
+        out.append(f"the limbs leave {' and '.join('{' + c + '}' for c in lonely)} "
+                   f"unconnected to {{{', '.join(names[i] for i in parts[0])}}} (a PAF "
+                   "decoder assembles people along a tree of limbs)")
+    return out
+
+
+def _components(k: int, limbs) -> list[list[int]]:
+    """Connected groups of points ``0..k-1`` under ``limbs``, largest first."""
+    parent = list(range(k))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+    for a, b in limbs:
+        parent[root(a)] = root(b)
+    groups: dict[int, list[int]] = {}
+    for i in range(k):
+        groups.setdefault(root(i), []).append(i)
+    return sorted(groups.values(), key=len, reverse=True)
+
+
+def _spanning_tree(k: int, limbs) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    parent = list(range(k))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+    tree, extra = [], []
+    for n, (a, b) in enumerate(limbs):
+        ra, rb = root(a), root(b)
+        (extra if ra == rb else tree).append(n)
+        parent[ra] = rb
+    return tuple(tree), tuple(extra)
+
+
+_SIDES = (("left_", "right_"), ("l_", "r_"), ("left", "right"))
+
+
+def flip_from_names(names) -> tuple[int, ...]:
+    """Left/right pairs found by name (``left_x``/``right_x``, ``l_x``/``r_x``, or
+    ``left``/``right`` anywhere); unpaired points map to themselves."""
+    names, flip = list(names), list(range(len(names)))
+    for i, n in enumerate(names):
+        for left, right in _SIDES:
+            for a, b in ((left, right), (right, left)):
+                if a in n and n.replace(a, b, 1) in names and flip[i] == i:
+                    flip[i] = names.index(n.replace(a, b, 1))
+            if flip[i] != i:
+                break
+    return tuple(flip)
+
+
+def default_colors(n: int) -> tuple[tuple[int, int, int], ...]:
+    """``n`` BGR colours evenly spaced in hue (OpenPose's rainbow look)."""
+    import colorsys
+    return tuple(tuple(int(255 * c) for c in colorsys.hsv_to_rgb(i / max(n, 1), 1, 1))[::-1]
+                 for i in range(n))
+
+
+def make_spec(name: str, keypoints, limbs, *, paf_channels=None, flip=None, sigmas=None,
+              render_limbs=None, colors=None, derived=(), dataset_keypoints=None
+              ) -> KeypointSpec:
+    """A validated spec with defaults: PAF channels ``(2k, 2k+1)``, flips from names,
+    sigmas ``DEFAULT_SIGMA``, every limb drawn, rainbow colours. Limbs are index pairs
+    or name pairs."""
+    keypoints = tuple(str(n) for n in keypoints)
+
+    def index(p):
+        if isinstance(p, str):
+            if p not in keypoints:
+                raise SkeletonError(f"skeleton '{name}': limb end '{p}' is not a keypoint")
+            return keypoints.index(p)
+        return int(p)
+    limbs = tuple((index(a), index(b)) for a, b in limbs)
+    return KeypointSpec(
+        name=name, keypoints=keypoints, limbs=limbs,
+        paf_channels=tuple(tuple(int(c) for c in p) for p in paf_channels)
+        if paf_channels is not None else tuple((2 * k, 2 * k + 1) for k in range(len(limbs))),
+        flip=tuple(int(f) for f in flip) if flip is not None else flip_from_names(keypoints),
+        sigmas=tuple(float(s) for s in sigmas) if sigmas is not None
+        else (DEFAULT_SIGMA,) * len(keypoints),
+        render_limbs=tuple(int(r) for r in render_limbs) if render_limbs is not None
+        else tuple(range(len(limbs))),
+        colors=tuple(tuple(int(v) for v in c) for c in colors) if colors is not None
+        else default_colors(len(keypoints)),
+        derived=tuple(DerivedPoint(int(i), (index(a), index(b))) for i, (a, b) in derived),
+        dataset_keypoints=tuple(dataset_keypoints) if dataset_keypoints else ())
+
+
+def spec_from_coco_category(category: dict, *, sigmas=None, flip=None) -> KeypointSpec:
+    """A spec from a COCO ``categories[]`` entry: ``keypoints`` (names) and ``skeleton``
+    (1-based limb pairs), in the dataset's own order. Sigmas and flips may be given."""
+    names = category.get("keypoints") or []
+    skeleton = category.get("skeleton") or []
+    if not names:
+        raise SkeletonError(f"category '{category.get('name', '?')}' lists no keypoints")
+    bad = [f"[{a}, {b}]" for a, b in skeleton
+           if not (1 <= int(a) <= len(names) and 1 <= int(b) <= len(names))]
+    if bad:
+        raise SkeletonError(
+            f"skeleton '{category.get('name', 'custom')}': limbs {', '.join(bad)} join points "
+            f"that do not exist (the category has {len(names)} keypoints, numbered 1-"
+            f"{len(names)})")
+    return make_spec(category.get("name", "custom"), names,
+                     [(int(a) - 1, int(b) - 1) for a, b in skeleton], sigmas=sigmas, flip=flip)
+
+
+def spec_from_file(path) -> KeypointSpec:
+    """A spec from a JSON or YAML file holding ``to_dict``'s fields (``keypoints`` and
+    ``limbs`` required; limbs may name their ends)."""
+    import json
+    from pathlib import Path
+    text = Path(path).read_text(encoding="utf-8")
+    if str(path).endswith((".yaml", ".yml")):
+        import yaml
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict) or "keypoints" not in data or "limbs" not in data:
+        raise SkeletonError(f"{path}: a skeleton file needs 'keypoints' and 'limbs'")
+    data.setdefault("name", Path(path).stem)
+    return KeypointSpec.from_dict(data)
+
+
+# OpenPose's COCO render colours, one per keypoint, as RGB (POSE_COCO_COLORS_RENDER).
+_OPENPOSE_RGB = (
+    (255, 0, 85), (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0),
+    (85, 255, 0), (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255),
+    (0, 85, 255), (0, 0, 255), (255, 0, 170), (170, 0, 255), (255, 0, 255), (85, 0, 255),
+)
+
+OPENPOSE_COCO18 = KeypointSpec(
+    name="openpose_coco18", keypoints=KEYPOINTS, limbs=LIMBS, paf_channels=PAF_CHANNELS,
+    flip=FLIP,
+    sigmas=tuple(float(COCO_SIGMAS[OURS_TO_COCO[i]]) if OURS_TO_COCO[i] >= 0
+                 else float(COCO_SIGMAS[[5, 6]].mean()) for i in range(NUM_KEYPOINTS)),
+    render_limbs=RENDER_LIMBS,
+    colors=tuple((b, g, r) for r, g, b in _OPENPOSE_RGB),
+    derived=(DerivedPoint(NECK, (_R_SHOULDER, _L_SHOULDER)),),
+    dataset_keypoints=COCO_KEYPOINTS)
+"""OpenPose's COCO-18 (CMU's channel layout), read from COCO-17 files; the default."""
+
+BUILTIN_SPECS: dict[str, KeypointSpec] = {OPENPOSE_COCO18.name: OPENPOSE_COCO18}
+
+
+def get_spec(name_or_path) -> KeypointSpec:
+    """A built-in spec by name (``openpose_coco18``) or one read from a JSON/YAML file."""
+    if str(name_or_path) in BUILTIN_SPECS:
+        return BUILTIN_SPECS[str(name_or_path)]
+    from pathlib import Path
+    if Path(name_or_path).is_file():
+        return spec_from_file(name_or_path)
+    raise SkeletonError(f"unknown skeleton '{name_or_path}': give a file or one of "
+                        f"{', '.join(BUILTIN_SPECS)}")

@@ -9,19 +9,13 @@ from typing import Optional, Union
 import cv2
 import numpy as np
 
-from ..skeleton import KEYPOINTS, LIMBS, NUM_KEYPOINTS, RENDER_LIMBS
+from ..skeleton import KEYPOINTS, LIMBS, NUM_KEYPOINTS, OPENPOSE_COCO18, RENDER_LIMBS
 from ..structures import Detections, Person
 from .atomic import AtomicPath
 
-# OpenPose's COCO render colours, one per keypoint, as RGB (POSE_COCO_COLORS_RENDER);
-# a limb takes the colour of its end keypoint, as in OpenPose. Stored here as BGR.
-_OPENPOSE_RGB = (
-    (255, 0, 85), (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0),
-    (85, 255, 0), (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255),
-    (0, 85, 255), (0, 0, 255), (255, 0, 170), (170, 0, 255), (255, 0, 255), (85, 0, 255),
-)
-KEYPOINT_COLOURS: tuple[tuple[int, int, int], ...] = tuple(
-    (b, g, r) for r, g, b in _OPENPOSE_RGB)
+# OpenPose's COCO render colours (BGR, one per keypoint); a limb takes the colour of its
+# end keypoint, as in OpenPose.
+KEYPOINT_COLOURS: tuple[tuple[int, int, int], ...] = OPENPOSE_COCO18.colors
 assert len(KEYPOINT_COLOURS) == NUM_KEYPOINTS
 LIMB_COLOURS: tuple[tuple[int, int, int], ...] = tuple(KEYPOINT_COLOURS[b] for _, b in LIMBS)
 # Id labels go above the highest of these (the head), lifted by a fraction of neck-nose.
