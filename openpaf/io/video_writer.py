@@ -1,0 +1,129 @@
+"""Rendered videos that play everywhere: H.264 (``libx264``, yuv420p) in MP4 through PyAV.
+
+``open_video_writer(path, fps)`` returns an ``H264Sink`` when PyAV with libx264 is
+installed, else ``io.render.VideoSink`` (``mp4v``, MPEG-4 Part 2, which browsers and the
+default Windows/macOS players do not play) after one warning line on stderr. Both have
+the same interface: ``write(frame)``, ``close() -> path | None``, ``abort()``, ``frames``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional, Union
+
+import cv2
+import numpy as np
+
+from .atomic import AtomicPath
+from .images import STDERR_LOCK
+from .render import DEFAULT_VIDEO_FPS, VideoSink
+
+CRF = 23            # libx264 quality (its default; lower is better and larger)
+PRESET = "veryfast"  # libx264 speed/size trade-off
+_warned = False
+
+
+def h264_available() -> bool:
+    """True when PyAV is installed and its FFmpeg has the libx264 encoder."""
+    try:
+        import av
+    except ImportError:
+        return False
+    return "libx264" in av.codecs_available
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """``(width, height)`` rounded up to even numbers (yuv420p needs them)."""
+    return width + width % 2, height + height % 2
+
+
+class H264Sink:
+    """Write BGR frames to an H.264/yuv420p MP4 at ``fps`` (None or <= 0: 30).
+
+    Written under a temporary name and moved onto ``path`` by ``close()`` (an existing
+    video is only replaced by a finished one); a sink that got no frame writes nothing.
+    The first frame fixes the size; odd sizes are padded by one edge row/column to even,
+    later frames of another size are resized to the first.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], fps: Optional[float] = None):
+        self.path = Path(path)
+        self.fps = float(fps) if fps and fps > 0 else DEFAULT_VIDEO_FPS
+        self.frames = 0
+        self._size: Optional[tuple[int, int]] = None
+        self._out = self._stream = None
+        self._tmp: Optional[AtomicPath] = None
+
+    def _open(self, w: int, h: int) -> None:
+        import av
+        self._size = (w, h)
+        self._tmp = AtomicPath(self.path)
+        self._out = av.open(str(self._tmp.tmp), "w", format="mp4")
+        self._stream = self._out.add_stream(
+            "libx264", rate=Fraction(self.fps).limit_denominator(1001))
+        self._stream.width, self._stream.height = even_size(w, h)
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"crf": str(CRF), "preset": PRESET}
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one ``(H, W, 3)`` uint8 BGR frame."""
+        import av
+        if self._out is None:
+            self._open(frame.shape[1], frame.shape[0])
+        w, h = self._size
+        if (frame.shape[1], frame.shape[0]) != (w, h):
+            frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+        ew, eh = even_size(w, h)
+        if (ew, eh) != (w, h):
+            frame = cv2.copyMakeBorder(frame, 0, eh - h, 0, ew - w, cv2.BORDER_REPLICATE)
+        image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame, np.uint8),
+                                           format="bgr24")
+        for packet in self._stream.encode(image):
+            self._out.mux(packet)
+        self.frames += 1
+
+    def close(self) -> Optional[Path]:
+        """Finish the file; returns its path, or None when no frame was written."""
+        if self._out is None:
+            return None
+        try:
+            for packet in self._stream.encode():  # flush the encoder
+                self._out.mux(packet)
+        finally:
+            self._out.close()
+            self._out = None
+        return self._tmp.commit()
+
+    def abort(self) -> None:
+        """Stop without producing (or replacing) the output file."""
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+            self._tmp.discard()
+
+    def __enter__(self) -> "H264Sink":
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+        return False
+
+
+def open_video_writer(path: Union[str, os.PathLike], fps: Optional[float] = None):
+    """An ``H264Sink`` for ``path``, or an ``mp4v`` ``VideoSink`` (one warning per
+    process) when PyAV/libx264 is missing."""
+    global _warned
+    if h264_available():
+        return H264Sink(path, fps)
+    if not _warned:
+        _warned = True
+        with STDERR_LOCK:
+            print("warning: PyAV with libx264 not found (pip install av): rendered videos "
+                  "are mp4v, which browsers and default players may not play",
+                  file=sys.stderr, flush=True)
+    return VideoSink(path, fps)
+
+
+__all__ = ["H264Sink", "open_video_writer", "h264_available", "even_size"]
