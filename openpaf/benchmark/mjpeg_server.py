@@ -40,7 +40,7 @@ class MjpegServer:
     """Serve ``frames`` (BGR images) as an MJPEG stream at ``fps``; see module doc.
 
     limit: frames per response before it ends (None: endless loop over ``frames``).
-    Attributes: ``url``, ``served`` (frames sent so far, all clients).
+    Attributes: ``url``, ``served`` (frames sent so far, all clients), ``last_sent``.
     """
 
     def __init__(self, frames: Sequence[np.ndarray], fps: float = 30.0,
@@ -49,6 +49,7 @@ class MjpegServer:
                       .tobytes() for f in frames]
         self.fps, self.limit = float(fps), limit
         self.served = 0
+        self.last_sent: Optional[float] = None  # wall clock of the latest frame sent
         self._stopped = threading.Event()
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -92,6 +93,7 @@ class MjpegServer:
                 out.flush()
                 i += 1
                 self.served += 1
+                self.last_sent = time.time()
                 time.sleep(max(0.0, start + i * period - time.monotonic()))
         except OSError:  # the client went away, or stop() closed the socket
             pass
