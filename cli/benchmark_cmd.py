@@ -109,8 +109,8 @@ def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report here.")
-def benchmark(mode, live_fps, live_seconds, clip, runtimes, heights, openvino_ir, model, weights, height, scales, flip,
-              accurate, device, preset, backend, precision,
+def benchmark(mode, live_fps, live_seconds, clip, runtimes, heights, openvino_ir, model,
+              weights, height, scales, flip, accurate, device, preset, backend, precision,
               images, max_images, people, warmup, repeats, decode_repeats, batch, no_optimize,
               threads, no_network, ann, save_maps, maps_dir, sizes, paths, seed, json_path):
     """Measure speed: per-stage pipeline times, FPS, GFLOP/s and decoder crowd scaling.

@@ -180,8 +180,8 @@ class VideoSink:
         self._writer = None
         self._tmp: Optional[AtomicPath] = None
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one ``(H, W, 3)`` uint8 BGR frame."""
+    def write(self, frame: np.ndarray, t: Optional[float] = None) -> None:
+        """Append one ``(H, W, 3)`` uint8 BGR frame (``t`` ignored: mp4v plays at fps)."""
         if self._writer is None:
             h, w = frame.shape[:2]
             self._size = (w, h)

@@ -22,6 +22,7 @@ from .render import DEFAULT_VIDEO_FPS, VideoSink
 
 CRF = 23            # libx264 quality (its default; lower is better and larger)
 PRESET = "veryfast"  # libx264 speed/size trade-off
+_MS = Fraction(1, 1000)
 _warned = False
 
 
@@ -45,7 +46,9 @@ class H264Sink:
     Written under a temporary name and moved onto ``path`` by ``close()`` (an existing
     video is only replaced by a finished one); a sink that got no frame writes nothing.
     The first frame fixes the size; odd sizes are padded by one edge row/column to even,
-    later frames of another size are resized to the first.
+    later frames of another size are resized to the first. Frames written with a time
+    ``t`` (s) are shown at that time (variable frame rate: a real-time stream that
+    dropped frames still plays at real speed); without, at ``fps``.
     """
 
     def __init__(self, path: Union[str, os.PathLike], fps: Optional[float] = None):
@@ -55,6 +58,8 @@ class H264Sink:
         self._size: Optional[tuple[int, int]] = None
         self._out = self._stream = None
         self._tmp: Optional[AtomicPath] = None
+        self._t0: Optional[float] = None
+        self._pts = -1  # of the last frame, in ms
 
     def _open(self, w: int, h: int) -> None:
         import av
@@ -66,9 +71,10 @@ class H264Sink:
         self._stream.width, self._stream.height = even_size(w, h)
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = {"crf": str(CRF), "preset": PRESET}
+        self._stream.codec_context.time_base = _MS
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one ``(H, W, 3)`` uint8 BGR frame."""
+    def write(self, frame: np.ndarray, t: Optional[float] = None) -> None:
+        """Append one ``(H, W, 3)`` uint8 BGR frame, shown at time ``t`` (s) if given."""
         import av
         if self._out is None:
             self._open(frame.shape[1], frame.shape[0])
@@ -80,9 +86,21 @@ class H264Sink:
             frame = cv2.copyMakeBorder(frame, 0, eh - h, 0, ew - w, cv2.BORDER_REPLICATE)
         image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame, np.uint8),
                                            format="bgr24")
+        image.pts, image.time_base = self._next_pts(t), _MS
         for packet in self._stream.encode(image):
             self._out.mux(packet)
         self.frames += 1
+
+    def _next_pts(self, t: Optional[float]) -> int:
+        """Presentation time in ms: from ``t`` (relative to the first frame's) or the
+        frame count at ``fps``; strictly increasing."""
+        if t is not None:
+            self._t0 = t if self._t0 is None else self._t0
+            pts = int(round((t - self._t0) * 1000.0))
+        else:
+            pts = int(round(self.frames * 1000.0 / self.fps))
+        self._pts = max(pts, self._pts + 1)
+        return self._pts
 
     def close(self) -> Optional[Path]:
         """Finish the file; returns its path, or None when no frame was written."""

@@ -332,7 +332,8 @@ class _Run:
     def _write_video(self, sink: VideoSink, frame: Frame, det: Detections,
                      frame_no: Optional[int]) -> bool:
         try:
-            sink.write(self._draw(frame, det))
+            # real-time frames are shown at their capture times (dropped ones left out)
+            sink.write(self._draw(frame, det), frame.time if frame.captured else None)
             return True
         except Exception as e:
             self.fail(frame.source, f"cannot write video: {error_reason(e)}", frame_no)
