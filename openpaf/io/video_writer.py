@@ -22,7 +22,9 @@ from .render import DEFAULT_VIDEO_FPS, VideoSink
 
 CRF = 23            # libx264 quality (its default; lower is better and larger)
 PRESET = "veryfast"  # libx264 speed/size trade-off
-_MS = Fraction(1, 1000)
+CLOCK = 90000  # ticks per second of the presentation times (MPEG's 90 kHz: exact at
+#               the usual 12/15/24/25/30/50/60 and NTSC 30000/1001 frame rates)
+_TICK = Fraction(1, CLOCK)
 _warned = False
 
 
@@ -59,7 +61,7 @@ class H264Sink:
         self._out = self._stream = None
         self._tmp: Optional[AtomicPath] = None
         self._t0: Optional[float] = None
-        self._pts = -1  # of the last frame, in ms
+        self._pts = -1  # of the last frame, in ticks
 
     def _open(self, w: int, h: int) -> None:
         import av
@@ -71,7 +73,7 @@ class H264Sink:
         self._stream.width, self._stream.height = even_size(w, h)
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = {"crf": str(CRF), "preset": PRESET}
-        self._stream.codec_context.time_base = _MS
+        self._stream.codec_context.time_base = _TICK
 
     def write(self, frame: np.ndarray, t: Optional[float] = None) -> None:
         """Append one ``(H, W, 3)`` uint8 BGR frame, shown at time ``t`` (s) if given."""
@@ -86,19 +88,19 @@ class H264Sink:
             frame = cv2.copyMakeBorder(frame, 0, eh - h, 0, ew - w, cv2.BORDER_REPLICATE)
         image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame, np.uint8),
                                            format="bgr24")
-        image.pts, image.time_base = self._next_pts(t), _MS
+        image.pts, image.time_base = self._next_pts(t), _TICK
         for packet in self._stream.encode(image):
             self._out.mux(packet)
         self.frames += 1
 
     def _next_pts(self, t: Optional[float]) -> int:
-        """Presentation time in ms: from ``t`` (relative to the first frame's) or the
-        frame count at ``fps``; strictly increasing."""
+        """Presentation time in ``CLOCK`` ticks: from ``t`` (relative to the first
+        frame's) or the frame count at ``fps``; strictly increasing."""
         if t is not None:
             self._t0 = t if self._t0 is None else self._t0
-            pts = int(round((t - self._t0) * 1000.0))
+            pts = int(round((t - self._t0) * CLOCK))
         else:
-            pts = int(round(self.frames * 1000.0 / self.fps))
+            pts = int(round(self.frames * CLOCK / self.fps))
         self._pts = max(pts, self._pts + 1)
         return self._pts
 

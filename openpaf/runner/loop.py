@@ -237,7 +237,7 @@ class _Run:
         tracker = stream.tracker if stream is not None else None
         # Untracked frames of a stream may be resumed one by one; tracked streams are
         # redone whole (still images outside streams were dropped before decoding).
-        done = self.layout.existing(frame.name) if tracker is None else None
+        done = self._resumable(frame) if tracker is None else None
         if done is not None:
             self.summary.skipped_existing += 1
             det = self._reread(done, (w, h))
@@ -289,7 +289,13 @@ class _Run:
         """Whether ``item`` is a frame ``frame()`` will predict (not resumed from disk);
         safe to call from the predict-ahead thread (reads files, changes no state)."""
         return isinstance(item, Frame) and (
-            self.o.track or self.layout.existing(item.name) is None)
+            self.o.track or self._resumable(item) is None)
+
+    def _resumable(self, frame: Frame) -> Optional[Path]:
+        """The earlier run's output of ``frame``; never for live sources (their frame
+        numbers restart with every run)."""
+        live = frame.source.startswith("webcam:") or is_live_spec(frame.source)
+        return None if live else self.layout.existing(frame.name)
 
     def _emit(self, frame: Frame, det: Detections, stream, sink, frame_no,
               extra: Optional[dict] = None) -> None:
