@@ -27,6 +27,7 @@ def benchmark_live(predict: Callable, images, *, fps: float = 30.0, seconds: flo
                    frame_height: int = 240, modes=(True, False)) -> dict:
     """One run per real-time mode in ``modes`` (see module doc)."""
     frames = photo_frames(images, 8, frame_height)
+    predict(frames[0])  # warm-up (lazy initialisation is not a live latency)
     runs = []
     for realtime in modes:
         with MjpegServer(frames, fps=fps, limit=int(round(fps * seconds))) as server:
