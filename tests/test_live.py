@@ -255,3 +255,13 @@ def test_show_window_and_q_stops_like_ctrl_c(monkeypatch, tmp_path):
     assert rec["status"] == "interrupted" and rec["frames"] == 3
     assert len((out / "c.jsonl").read_text().splitlines()) == 3
     assert _codec(out / "c_rendered.mp4")[2] == 3
+
+
+def test_live_benchmark_reports_both_modes(frames):
+    from openpaf.benchmark import benchmark_live, format_live
+    report = benchmark_live(FakePredict(0.05), require(PHOTOS), fps=30, seconds=1,
+                            frame_height=64)
+    rt, every = report["runs"]
+    assert rt["realtime"] and rt["dropped"] > 0 and rt["latency_ms_p90"] is not None
+    assert not every["realtime"] and every["processed"] == every["sent"] == 30
+    assert "--no-realtime: 30/30 frames processed" in format_live(report)

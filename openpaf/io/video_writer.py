@@ -18,7 +18,7 @@ import numpy as np
 
 from .atomic import AtomicPath
 from .images import STDERR_LOCK
-from .render import DEFAULT_VIDEO_FPS, VideoSink
+from .render import VideoSink
 
 CRF = 23            # libx264 quality (its default; lower is better and larger)
 PRESET = "veryfast"  # libx264 speed/size trade-off
@@ -42,55 +42,61 @@ def even_size(width: int, height: int) -> tuple[int, int]:
     return width + width % 2, height + height % 2
 
 
-class H264Sink:
-    """Write BGR frames to an H.264/yuv420p MP4 at ``fps`` (None or <= 0: 30).
+class _Encoder:
+    """One PyAV libx264/yuv420p MP4 file: ``write(bgr, pts)``, ``release()``."""
 
-    Written under a temporary name and moved onto ``path`` by ``close()`` (an existing
-    video is only replaced by a finished one); a sink that got no frame writes nothing.
-    The first frame fixes the size; odd sizes are padded by one edge row/column to even,
-    later frames of another size are resized to the first. Frames written with a time
-    ``t`` (s) are shown at that time (variable frame rate: a real-time stream that
-    dropped frames still plays at real speed); without, at ``fps``.
-    """
-
-    def __init__(self, path: Union[str, os.PathLike], fps: Optional[float] = None):
-        self.path = Path(path)
-        self.fps = float(fps) if fps and fps > 0 else DEFAULT_VIDEO_FPS
-        self.frames = 0
-        self._size: Optional[tuple[int, int]] = None
-        self._out = self._stream = None
-        self._tmp: Optional[AtomicPath] = None
-        self._t0: Optional[float] = None
-        self._pts = -1  # of the last frame, in ticks
-
-    def _open(self, w: int, h: int) -> None:
+    def __init__(self, path, fps: float, size: tuple[int, int]):
         import av
-        self._size = (w, h)
-        self._tmp = AtomicPath(self.path)
-        self._out = av.open(str(self._tmp.tmp), "w", format="mp4")
-        self._stream = self._out.add_stream(
-            "libx264", rate=Fraction(self.fps).limit_denominator(1001))
-        self._stream.width, self._stream.height = even_size(w, h)
+        self._av = av
+        self._out = av.open(str(path), "w", format="mp4")
+        self._stream = self._out.add_stream("libx264",
+                                            rate=Fraction(fps).limit_denominator(1001))
+        self._stream.width, self._stream.height = size
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = {"crf": str(CRF), "preset": PRESET}
         self._stream.codec_context.time_base = _TICK
 
+    def write(self, frame: np.ndarray, pts: int) -> None:
+        image = self._av.VideoFrame.from_ndarray(frame, format="bgr24")
+        image.pts, image.time_base = pts, _TICK
+        for packet in self._stream.encode(image):
+            self._out.mux(packet)
+
+    def release(self) -> None:
+        try:
+            for packet in self._stream.encode():  # flush the encoder
+                self._out.mux(packet)
+        finally:
+            self._out.close()
+
+
+class H264Sink(VideoSink):
+    """``VideoSink`` (temporary file moved into place by ``close()``, size fixed by the
+    first frame, nothing written without frames) that writes H.264/yuv420p through PyAV.
+
+    Odd sizes are padded by one edge row/column to even. Frames written with a time ``t``
+    (s) are shown at that time (variable frame rate: a real-time stream that dropped
+    frames still plays at real speed); without, at ``fps``.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], fps: Optional[float] = None):
+        super().__init__(path, fps, fourcc="h264")
+        self._t0: Optional[float] = None
+        self._pts = -1  # of the last frame, in ticks
+
     def write(self, frame: np.ndarray, t: Optional[float] = None) -> None:
         """Append one ``(H, W, 3)`` uint8 BGR frame, shown at time ``t`` (s) if given."""
-        import av
-        if self._out is None:
-            self._open(frame.shape[1], frame.shape[0])
+        if self._writer is None:
+            self._size = (frame.shape[1], frame.shape[0])
+            self._tmp = AtomicPath(self.path)
+            self._writer = _Encoder(self._tmp.tmp, self.fps, even_size(*self._size))
         w, h = self._size
         if (frame.shape[1], frame.shape[0]) != (w, h):
             frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
         ew, eh = even_size(w, h)
         if (ew, eh) != (w, h):
             frame = cv2.copyMakeBorder(frame, 0, eh - h, 0, ew - w, cv2.BORDER_REPLICATE)
-        image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame, np.uint8),
-                                           format="bgr24")
-        image.pts, image.time_base = self._next_pts(t), _TICK
-        for packet in self._stream.encode(image):
-            self._out.mux(packet)
+        self._writer.write(np.ascontiguousarray(frame, np.uint8), self._next_pts(t))
         self.frames += 1
 
     def _next_pts(self, t: Optional[float]) -> int:
@@ -103,32 +109,6 @@ class H264Sink:
             pts = int(round(self.frames * CLOCK / self.fps))
         self._pts = max(pts, self._pts + 1)
         return self._pts
-
-    def close(self) -> Optional[Path]:
-        """Finish the file; returns its path, or None when no frame was written."""
-        if self._out is None:
-            return None
-        try:
-            for packet in self._stream.encode():  # flush the encoder
-                self._out.mux(packet)
-        finally:
-            self._out.close()
-            self._out = None
-        return self._tmp.commit()
-
-    def abort(self) -> None:
-        """Stop without producing (or replacing) the output file."""
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-            self._tmp.discard()
-
-    def __enter__(self) -> "H264Sink":
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        self.close()
-        return False
 
 
 def open_video_writer(path: Union[str, os.PathLike], fps: Optional[float] = None):
