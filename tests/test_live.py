@@ -6,7 +6,6 @@ faked), credentials never written.
 slow), so the tests time the pipeline, not a model.
 """
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -212,15 +211,15 @@ def test_jsonl_stdout_is_jsonl_only_and_line_buffered(tmp_path, frames):
         "main(sys.argv[1:], prog_name='openpaf')\n")
     with MjpegServer(frames, fps=30) as server:
         proc = subprocess.Popen([sys.executable, "-c", child, "infer", server.url, "-o",
-                                 str(tmp_path), "--jsonl", "-", "--max-frames", "15"],
+                                 str(tmp_path), "--jsonl", "-", "--max-frames", "10"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         first = proc.stdout.readline()
         running = proc.poll() is None
         rest, err = proc.communicate(timeout=120)
     assert running, "the first line came only at the end"
     lines = [first] + rest.splitlines()
-    assert len(lines) == 15 and all(json.loads(l)["people"] for l in lines)
-    assert "15 processed" in err
+    assert len(lines) == 10 and all(json.loads(l)["people"] for l in lines)
+    assert "10 processed" in err
 
 
 # -- window ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 from ..io.stream import LiveOptions
 from ..runner import InferOptions, run_inference

@@ -221,4 +221,5 @@ class VideoSink:
         return False
 
 
-__all__ = ["render", "RenderStyle", "BACKGROUNDS", "VideoSink", "id_colour", "KEYPOINT_COLOURS", "LIMB_COLOURS"]
+__all__ = ["render", "RenderStyle", "BACKGROUNDS", "VideoSink", "id_colour", "KEYPOINT_COLOURS",
+           "LIMB_COLOURS"]

@@ -28,7 +28,7 @@ import numpy as np
 from .frames import Frame, InputError
 from .images import STDERR_LOCK, quiet_stderr, to_bgr_uint8
 from .plan import Unit
-from .urls import is_capture_device, mask_credentials
+from .urls import is_capture_device
 from .video import _read
 
 MAX_BACKOFF = 8.0  # seconds
@@ -155,5 +155,4 @@ def stream_items(unit: Unit, every: int, limit: Optional[int], opts: LiveOptions
             cap.release()
 
 
-__all__ = ["LiveOptions", "StreamState", "open_stream", "stream_items",
-           "mask_credentials"]
+__all__ = ["LiveOptions", "StreamState", "open_stream", "stream_items"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 from fractions import Fraction
-from pathlib import Path
 from typing import Optional, Union
 
 import cv2
