@@ -264,3 +264,27 @@ def test_live_benchmark_reports_both_modes(frames):
     assert rt["realtime"] and rt["dropped"] > 0 and rt["latency_ms_p90"] is not None
     assert not every["realtime"] and every["processed"] == every["sent"] == 30
     assert "--no-realtime: 30/30 frames processed" in format_live(report)
+
+
+def test_video_file_over_http_ends_without_reconnecting(tmp_path):
+    """A progressive mp4 has a declared length: its end is the end, not a dropped
+    connection (reopening would replay it)."""
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from helpers import write_video
+    write_video(tmp_path / "clip.mp4", n=12)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        items = list(iter_frames([f"http://127.0.0.1:{httpd.server_address[1]}/clip.mp4"],
+                                 events=True, realtime=False))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert len(items) == 13 and items[-1].info == {"live": True, "state": "ended",
+                                                   "reconnects": 0}

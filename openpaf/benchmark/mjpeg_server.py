@@ -118,4 +118,25 @@ class MjpegServer:
         self.stop()
 
 
+def main(argv=None) -> None:
+    """``python -m openpaf.benchmark.mjpeg_server [PHOTOS] [--fps F] [--height H]``: serve
+    until Ctrl-C (a stand-in IP camera for trying ``openpaf infer URL`` by hand)."""
+    import argparse
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("photos", nargs="?", default="../shared/data/coco/val",
+                        help="folder of JPEG photos to serve")
+    parser.add_argument("--fps", type=float, default=15.0, help="frames per second")
+    parser.add_argument("--height", type=int, default=240, help="frame height in pixels")
+    args = parser.parse_args(argv)
+    server = MjpegServer(photo_frames(args.photos, 8, args.height), fps=args.fps)
+    print(server.url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
 __all__ = ["MjpegServer", "photo_frames"]
+
+if __name__ == "__main__":
+    main()

@@ -8,11 +8,12 @@ after the timeout, a refused port at once), and it is the capture API webcams an
 files already use; PyAV would add a second decode path for no gain here.
 
 A stream is opened once with ``open_timeout``; failing that is one ``InputError``. A
-connection that drops while reading is reopened up to ``reconnect`` times, waiting
-``backoff`` s before the first try and twice as long before each next one (at most
-``MAX_BACKOFF``); every attempt goes to stderr and into the stream's
-``StreamState.record()`` (the manifest), and after the last failed one the stream ends
-with an ``InputError`` ("gave up"). Frames carry ``captured`` (wall clock) and ``time``
+connection that drops while reading is reopened up to ``reconnect`` times (counted since
+the last frame read), waiting ``backoff`` s before the first try and twice as long before
+each next one (at most ``MAX_BACKOFF``); a stream with a declared length (a video file
+served over HTTP) just ends instead, as reopening would replay it. Every attempt goes to
+stderr and into the stream's ``StreamState.record()`` (the manifest), and after the last
+failed one the stream ends with an ``InputError`` ("gave up"). Frames carry ``captured`` (wall clock) and ``time``
 (seconds since the stream opened).
 """
 from __future__ import annotations
@@ -61,7 +62,7 @@ class StreamState:
     ``{"after_frames", "wait_s", "ok"}`` per reopen attempt."""
 
     state: str = "open"
-    attempts: list = field(default_factory=list)
+    attempts: list = field(default_factory=list)  # of dict
 
     @property
     def complete(self) -> bool:
@@ -93,21 +94,23 @@ def _say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-def _reopen(unit: Unit, opts: LiveOptions, state: StreamState, frames: int,
+def _reopen(unit: Unit, opts: LiveOptions, state: StreamState, frames: int, tries: int,
             sleep: Callable[[float], None] = time.sleep):
-    """Reopen a dropped stream with backoff; the capture, or None after the last try."""
-    wait = opts.backoff
-    for k in range(1, opts.reconnect + 1):
-        _say(f"{unit.source}: connection lost, reconnecting ({k}/{opts.reconnect}) "
+    """Reopen a dropped stream with backoff, ``tries`` attempts having been made since
+    the last frame read; ``(capture or None after the last try, tries)``."""
+    wait = min(opts.backoff * 2 ** tries, MAX_BACKOFF)
+    while tries < opts.reconnect:
+        tries += 1
+        _say(f"{unit.source}: connection lost, reconnecting ({tries}/{opts.reconnect}) "
              f"in {wait:g} s")
         sleep(wait)
         cap = open_stream(unit.path, opts.open_timeout)
         state.attempts.append({"after_frames": frames, "wait_s": round(wait, 3),
                                "ok": cap is not None})
         if cap is not None:
-            return cap
+            return cap, tries
         wait = min(2 * wait, MAX_BACKOFF)
-    return None
+    return None, tries
 
 
 def stream_items(unit: Unit, every: int, limit: Optional[int], opts: LiveOptions):
@@ -122,23 +125,28 @@ def stream_items(unit: Unit, every: int, limit: Optional[int], opts: LiveOptions
                if waited >= 0.9 * opts.open_timeout else "unreachable or not a video")
         yield InputError(source, f"cannot open stream: {why}")
         return None
-    state, index, yielded = StreamState(), 0, 0
+    state, index, yielded, tries = StreamState(), 0, 0, 0
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     fps = fps if 0.0 < fps < 1000.0 else None
+    # A declared length (a file served over HTTP...) ends by itself: reopening would
+    # replay it, so it is not reconnected.
+    finite = 0 < cap.get(cv2.CAP_PROP_FRAME_COUNT) < 1e12
     try:
         while limit is None or yielded < limit:
             want = index % every == 0
             ok, img = _read(cap, want)
             if not ok:
                 cap.release()
-                cap = _reopen(unit, opts, state, yielded) if opts.reconnect else None
+                cap, tries = (None, tries) if finite or not opts.reconnect else \
+                    _reopen(unit, opts, state, yielded, tries)
                 if cap is None:
-                    state.state = "gave up" if opts.reconnect else "ended"
-                    if opts.reconnect:
+                    state.state = "ended" if finite or not opts.reconnect else "gave up"
+                    if state.state == "gave up":
                         yield InputError(source, f"connection lost; gave up after "
                                                  f"{opts.reconnect} reconnect attempts")
                     return state
                 continue
+            tries = 0
             if want:
                 if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                     img = to_bgr_uint8(img)
