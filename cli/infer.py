@@ -212,7 +212,7 @@ def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, 
       130 interrupted (Ctrl-C, or q/Esc in the --show window); outputs written
           so far are complete
     A stream that drops and cannot be reopened (--reconnect) counts as a failed
-    input (its frames so far are kept): 2, or 1 when it was the only input.
+    input, its frames so far kept: exit code 2 (1 when no frame was processed).
     """
     formats = json_formats or ("openpose",)
     if json_dir is not None and (no_json or "openpose" not in formats):
