@@ -19,13 +19,13 @@ from ..io.stream import LiveOptions
 from ..runner import InferOptions, run_inference
 from ..weights import default_weights_path
 from .machine import machine_info, torch_info
-from .mjpeg_server import MjpegServer, photo_frames
 from .pipeline import BenchmarkOptions, build_predictor, default_images_dir
 
 
 def benchmark_live(predict: Callable, images, *, fps: float = 30.0, seconds: float = 10.0,
                    frame_height: int = 240, modes=(True, False)) -> dict:
     """One run per real-time mode in ``modes`` (see module doc)."""
+    from .mjpeg_server import MjpegServer, photo_frames  # (also run as a script)
     frames = photo_frames(images, 8, frame_height)
     predict(frames[0])  # warm-up (lazy initialisation is not a live latency)
     runs = []
