@@ -27,7 +27,7 @@ do not depend on ``shard``), and never take the stem of a run-level file
 (the last frame of a video, webcam or still-image sequence has been yielded) markers, for
 consumers that keep per-stream state.
 
-Units: each still image, video and webcam is one unit; with ``sequences=True`` the images
+Units: each still image, video, webcam and stream is one unit; with ``sequences=True`` the images
 of one folder or glob spec (or of a run of consecutive image-file specs in one folder, as
 the shell expands ``frames/*.jpg``) form one *sequence* unit instead. ``shard=(i, n)``
 keeps the units whose position in the expansion (after ``every``, counting expansion
