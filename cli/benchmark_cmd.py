@@ -42,6 +42,15 @@ def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, 
 @click.option("--video", "mode", flag_value="video",
               help="Time a video through the whole infer pipeline instead: each stage "
                    "alone, and FPS with the stages one after the other and overlapped.")
+@click.option("--live", "mode", flag_value="live",
+              help="Time a live source instead: a local MJPEG test stream (127.0.0.1, "
+                   "--live-fps for --live-seconds, photos from --images) through the infer "
+                   "pipeline with --realtime and --no-realtime: FPS, dropped frames, "
+                   "latency capture -> people p50/p90, lag behind live at the end.")
+@click.option("--live-fps", type=click.FloatRange(min=1.0), default=30.0, show_default=True,
+              help="With --live: frames per second the test stream sends.")
+@click.option("--live-seconds", type=click.FloatRange(min=1.0), default=10.0,
+              show_default=True, help="With --live: how long the test stream sends.")
 @click.option("--clip", type=click.Path(exists=True, dir_okay=False), default=None,
               help="With --video: the clip (default: 24 frames made from --images).")
 @click.option("--runtimes", "runtimes", default=None, metavar="LIST",
@@ -100,8 +109,8 @@ def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report here.")
-def benchmark(mode, clip, runtimes, heights, openvino_ir, model, weights, height, scales, flip,
-              accurate, device, preset, backend, precision,
+def benchmark(mode, live_fps, live_seconds, clip, runtimes, heights, openvino_ir, model,
+              weights, height, scales, flip, accurate, device, preset, backend, precision,
               images, max_images, people, warmup, repeats, decode_repeats, batch, no_optimize,
               threads, no_network, ann, save_maps, maps_dir, sizes, paths, seed, json_path):
     """Measure speed: per-stage pipeline times, FPS, GFLOP/s and decoder crowd scaling.
@@ -125,13 +134,18 @@ def benchmark(mode, clip, runtimes, heights, openvino_ir, model, weights, height
                                          heights=heights or (height,), ir=openvino_ir,
                                          repeats=repeats, flip=flip, progress=say)
             text = bm.format_runtimes(report)
-        elif mode == "video":
+        elif mode in ("live", "video"):
             options = bm.BenchmarkOptions(weights=weights, model=model, device=device,
                                           precision=precision, height=height, flip=flip,
                                           accurate=accurate, scales=scales,
                                           backend=backend, preset=preset)
-            report = bm.run_video_benchmark(options, clip, images, repeats=repeats)
-            text = bm.format_video(report)
+            if mode == "live":
+                report = bm.run_live_benchmark(options, images, fps=live_fps,
+                                               seconds=live_seconds)
+                text = bm.format_live(report)
+            else:
+                report = bm.run_video_benchmark(options, clip, images, repeats=repeats)
+                text = bm.format_video(report)
         elif mode == "cpu-paths":
             chosen = tuple(p.strip() for p in paths.split(",")) if paths else bm.CPU_PATHS
             if threads is not None:

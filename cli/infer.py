@@ -6,6 +6,8 @@ from pathlib import Path
 import click
 
 from openpaf.io.maps import MAPS_FORMATS
+from openpaf.io.render import BACKGROUNDS, RenderStyle
+from openpaf.io.stream import LiveOptions
 from openpaf.io.writers import KEYPOINT_SCALES, OPENPOSE_LAYOUTS, OpenPoseFormat
 from openpaf.runner import InferOptions
 from openpaf.train.dist import launch_rank, launcher_device, world_size
@@ -14,6 +16,7 @@ from .options import load_predictor, model_options
 
 _DEFAULTS = InferOptions()
 _OPENPOSE = _DEFAULTS.openpose
+_LIVE, _STYLE = _DEFAULTS.live, _DEFAULTS.style
 JSON_FORMATS = ("openpose", "jsonl", "coco")
 COCO_RESULTS = "coco_results.json"
 
@@ -71,8 +74,11 @@ def _parse_shard(ctx, param, value):
 @click.option("--no-render", is_flag=True, help="Do not write rendered images/videos.")
 @click.option("--coco-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the COCO keypoint results here (implies --json-format coco).")
-@click.option("--jsonl", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also stream one JSON line per frame of the whole run to this file.")
+@click.option("--jsonl", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              default=None,
+              help="Also stream one JSON line per frame of the whole run to this file; - "
+                   "writes them to stdout (flushed per frame; logs go to stderr), for "
+                   "piping.")
 @click.option("--openpose-layout", type=click.Choice(OPENPOSE_LAYOUTS),
               default=_OPENPOSE.layout, show_default=True,
               help="Keypoint order of pose_keypoints_2d in the OpenPose JSON and JSONL. "
@@ -133,6 +139,36 @@ def _parse_shard(ctx, param, value):
               help="Process only shard I of N of the inputs (whole videos; every input in "
                    "exactly one shard). auto: RANK/WORLD_SIZE from torchrun (or SLURM).")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders.")
+@click.option("--realtime/--no-realtime", default=None,
+              help="Real-time: a capture thread hands over only the newest frame (stale "
+                   "frames dropped and counted; video files play at their fps). "
+                   "--no-realtime processes every frame. [default: on for webcams, URLs "
+                   "and /dev/videoN, off for files]")
+@click.option("--open-timeout", type=click.FloatRange(min=0.1), default=_LIVE.open_timeout,
+              show_default=True, metavar="S",
+              help="Seconds to wait for a URL or device to open (and for each read).")
+@click.option("--reconnect", type=click.IntRange(min=0), default=_LIVE.reconnect,
+              show_default=True, metavar="N",
+              help="Reopen a dropped stream up to N times (waits 0.5, 1, 2... s), then "
+                   "give up; its outputs are finalised as on Ctrl-C.")
+@click.option("--show", is_flag=True,
+              help="Show rendered frames in a window as they are made; q or Esc stops "
+                   "the run as Ctrl-C does. Needs a display.")
+@click.option("--line-width", type=click.IntRange(min=1), default=_STYLE.line_width,
+              metavar="PX", help="Limb line width in pixels. [default: by image and "
+                                 "person size, as OpenPose]")
+@click.option("--point-radius", type=click.IntRange(min=1), default=_STYLE.point_radius,
+              metavar="PX", help="Keypoint dot radius in pixels. [default: matched to the "
+                                 "line width]")
+@click.option("--background", type=click.Choice(BACKGROUNDS), default=_STYLE.background,
+              show_default=True,
+              help="Draw on the image, or skeletons only on black or white (ControlNet-"
+                   "style pose images).")
+@click.option("--draw-ids", is_flag=True,
+              help="Write each person's track id beside the head (with --track).")
+@click.option("--alpha", type=click.FloatRange(min=0.0, max=1.0, min_open=True),
+              default=_STYLE.alpha, show_default=True,
+              help="Skeleton opacity over the background (1: opaque).")
 @click.option("-q", "--quiet", is_flag=True,
               help="No progress bar or summary (errors are still reported).")
 @click.pass_context
@@ -142,13 +178,16 @@ def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, 
           no_json, no_render, coco_json, jsonl, openpose_layout, keypoint_scale,
           part_candidates, json_dir, number_people_max, render_threshold, write_maps,
           maps_format, track, smooth, skip_existing, every, max_frames, shard, recursive,
-          quiet):
+          realtime, open_timeout, reconnect, show, line_width, point_radius, background,
+          draw_ids, alpha, quiet):
     """Detect people in INPUTS and write OpenPose-style JSON and rendered outputs.
 
     INPUTS are image files, folders of images, quoted glob patterns ("frames/*.png"),
-    video files (mp4/avi/mov/mkv/webm/m4v) or webcam indices (0, 1, ...). Writes
-    OUTPUT/<name>_keypoints.json (OpenPose 1.3 schema), OUTPUT/<name>_rendered.jpg per
-    image and OUTPUT/<video>_rendered.mp4 per video. Unreadable inputs are reported as one
+    video files (mp4/avi/mov/mkv/webm/m4v), webcam indices (0, 1, ...), stream URLs
+    (rtsp://, http(s):// MJPEG/HLS, udp://, tcp://; user:pass@ is never written) or
+    /dev/videoN. Writes OUTPUT/<name>_keypoints.json (OpenPose 1.3 schema),
+    OUTPUT/<name>_rendered.jpg per image and OUTPUT/<video>_rendered.mp4 (H.264) per
+    video or stream. Unreadable inputs are reported as one
     line each and skipped. Images are decoded in a background thread while the network
     runs.
 
@@ -170,7 +209,10 @@ def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, 
       0  every input was processed
       1  fatal error (e.g. no weights), or every input failed
       2  some inputs failed, the others were processed
-      130 interrupted (Ctrl-C); outputs written so far are complete
+      130 interrupted (Ctrl-C, or q/Esc in the --show window); outputs written
+          so far are complete
+    A stream that drops and cannot be reopened (--reconnect) counts as a failed
+    input, its frames so far kept: exit code 2 (1 when no frame was processed).
     """
     formats = json_formats or ("openpose",)
     if json_dir is not None and (no_json or "openpose" not in formats):
@@ -194,9 +236,18 @@ def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, 
                                                        part_candidates),
                                number_people_max=number_people_max,
                                render_threshold=render_threshold, write_maps=write_maps,
-                               maps_format=maps_format)
+                               maps_format=maps_format, realtime=realtime, show=show,
+                               live=LiveOptions(open_timeout, reconnect),
+                               style=RenderStyle(line_width, point_radius, background,
+                                                 draw_ids, alpha))
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+    if show:
+        from openpaf.io.window import DisplayError, check_display
+        try:
+            check_display()
+        except DisplayError as e:
+            raise click.ClickException(str(e)) from None
     predict = _build_predictor(weights, device=launcher_device(device), height=height,
                                scales=scales, flip=flip, accurate=accurate,
                                decode_params=preset, backend=backend,

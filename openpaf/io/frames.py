@@ -29,6 +29,10 @@ class Frame:
     stream_source: what the stream is read from: the video path, ``webcam:N``, or the
         sequence's folder/glob spec (``"<first> ... <last> (N files)"`` for a run of image
         arguments); None when ``sequence`` is None.
+    captured: wall-clock time (``time.time()``, s) the frame was read from a live source
+        or handed over in real-time mode; None otherwise.
+    dropped: real-time mode: newer frames replaced older ones this many times since the
+        previous frame handed over (frames skipped, not processed).
     """
 
     name: str
@@ -40,6 +44,8 @@ class Frame:
     video: Optional[str] = None
     sequence: Optional[str] = None
     stream_source: Optional[str] = None
+    captured: Optional[float] = None
+    dropped: int = 0
 
 
 @dataclass
@@ -79,6 +85,7 @@ class StreamEnd:
     frames: number of ``Frame``s yielded for it.
     complete: True when the stream ended by itself (end of file, or given up after
         unreadable frames); False when ``max_frames`` cut it short.
+    info: live streams: their state for the manifest (``io.stream.StreamState.record``).
     """
 
     source: str
@@ -86,6 +93,7 @@ class StreamEnd:
     kind: str
     frames: int
     complete: bool
+    info: Optional[dict] = None
 
 
 Item = Union[Frame, InputError, Skipped, StreamEnd]

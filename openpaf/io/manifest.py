@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Union
 
 from .paths import MANIFEST_STEM, is_reserved_stem, shard_suffix
+from .urls import mask_credentials
 
 PathLike = Union[str, os.PathLike]
 
@@ -51,16 +52,19 @@ def _now() -> str:
 
 
 def _clean(value):
-    """JSON-safe copy: paths -> str, tuples -> lists, non-finite floats -> None."""
+    """JSON-safe copy: paths -> str, tuples -> lists, non-finite floats -> None, URL
+    credentials masked."""
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_clean(v) for v in value]
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, (str, int, bool)) or value is None:
+    if isinstance(value, str):
+        return mask_credentials(value)
+    if isinstance(value, (int, bool)) or value is None:
         return value
-    return str(value)
+    return mask_credentials(str(value))
 
 
 class ManifestWriter:

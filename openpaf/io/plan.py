@@ -14,6 +14,7 @@ from typing import Iterator, Optional, Union
 from ..errors import one_line
 from .frames import InputError
 from .paths import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, file_key, is_own_output, is_reserved_stem
+from .urls import is_live_spec, mask_credentials, stream_stem
 
 # Largest number taken as a webcam index (a longer digit string is a missing file).
 MAX_WEBCAM_INDEX = 9999
@@ -21,16 +22,18 @@ MAX_WEBCAM_INDEX = 9999
 
 @dataclass
 class Unit:
-    """One still image, video or webcam to read."""
+    """One still image, video, webcam or live stream to read."""
 
-    kind: str      # "image" | "video" | "webcam"
-    path: str      # file path, or the webcam index as a string
+    kind: str      # "image" | "video" | "webcam" | "stream" (URL or /dev/videoN)
+    path: str      # file path, the webcam index as a string, or the stream URL
     index: int = 0  # position inside a folder/glob listing
     name: str = ""  # output name (image) or stream stem (video, webcam)
 
     @property
     def source(self) -> str:
-        """The path, or ``webcam:N``."""
+        """The path, ``webcam:N``, or the stream URL without its credentials."""
+        if self.kind == "stream":
+            return mask_credentials(self.path)
         return f"webcam:{self.path}" if self.kind == "webcam" else self.path
 
 
@@ -102,7 +105,9 @@ def expand(spec: str, recursive: bool, seen: set,
     """The inputs of one spec; files in ``seen`` (``file_key``) or outputs of the run into
     ``output`` are left out, the others added to ``seen``."""
     spec = os.fspath(spec)
-    if os.path.isfile(spec):
+    if is_live_spec(spec):
+        yield Unit("stream", spec)
+    elif os.path.isfile(spec):
         for f in _keep([spec], seen, output):
             yield Unit(kind_of(f) or "image", f)
     elif os.path.isdir(spec):
@@ -237,7 +242,8 @@ class _Planner:
                     group.images.append(inp)
                     continue
             else:
-                stem = f"webcam{inp.path}" if inp.kind == "webcam" else Path(inp.path).stem
+                stem = (f"webcam{inp.path}" if inp.kind == "webcam" else stream_stem(inp.path)
+                        if inp.kind == "stream" else Path(inp.path).stem)
                 inp.name = unique_name(stem, self.used)
             if self.mine():
                 yield inp

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import colorsys
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -40,57 +41,118 @@ def _auto_thickness(person: Person, width: int, height: int) -> int:
     return max(int(round(np.sqrt(width * height) / 75.0 * ratio)), 2)
 
 
+BACKGROUNDS = ("image", "black", "white")
+
+
+@dataclass(frozen=True)
+class RenderStyle:
+    """How skeletons are drawn (the defaults draw as before these options existed).
+
+    line_width: limb width in pixels; None: OpenPose's rule (image and person size).
+    point_radius: keypoint dot radius in pixels; None: matched to the line width.
+    background: "image" (draw on the frame), "black" or "white" (skeletons only).
+    draw_ids: write each tracked person's id (``id >= 0``) beside its head.
+    alpha: opacity of the skeleton over the background, in (0, 1].
+    """
+
+    line_width: Optional[int] = None
+    point_radius: Optional[int] = None
+    background: str = "image"
+    draw_ids: bool = False
+    alpha: float = 1.0
+
+    def __post_init__(self):
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {', '.join(BACKGROUNDS)}, "
+                             f"got {self.background!r}")
+        if not 0.0 < self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
+        for name in ("line_width", "point_radius"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 pixel, got {value}")
+
+
+def _background(image: np.ndarray, kind: str) -> np.ndarray:
+    out = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    if kind != "image":
+        out[...] = 0 if kind == "black" else 255
+    return out
+
+
 def render(image: np.ndarray, detections: Detections, *, thickness: Optional[int] = None,
-           colour_by_id: bool = False, threshold: float = 0.0) -> np.ndarray:
+           colour_by_id: bool = False, threshold: float = 0.0,
+           style: Optional[RenderStyle] = None) -> np.ndarray:
     """Draw every person of ``detections`` on a copy of ``image``.
 
     image: ``(H, W, 3)`` uint8 BGR (not modified).
-    thickness: limb line width in pixels; None = OpenPose's rule (image size and person
-        size based, at least 2 px). Keypoint dots get a matching radius.
+    thickness: limb line width in pixels (``style.line_width`` wins when set); None =
+        OpenPose's rule (image size and person size based, at least 2 px). Keypoint dots
+        get a matching radius unless ``style.point_radius`` is set.
     colour_by_id: colour each tracked person (``id >= 0``) by a stable colour from its id
         and write the id next to the head; untracked people keep the per-limb colours.
     threshold: draw only keypoints whose confidence exceeds this, and limbs whose two ends
         both do (OpenPose's ``--render_threshold``); 0 draws every found keypoint.
+    style: background, sizes, id labels and opacity (``RenderStyle``; None: defaults).
     Returns the rendered ``(H, W, 3)`` uint8 BGR copy.
     """
-    out = np.ascontiguousarray(image, dtype=np.uint8).copy()
-    h, w = out.shape[:2]
+    style = style or RenderStyle()
+    base = _background(image, style.background)
+    out = base.copy()
+    thickness = style.line_width if style.line_width is not None else thickness
     for person in detections.people:
-        kps = person.keypoints
-        found = (kps[:, 2] > max(threshold, 0.0)) & np.isfinite(kps).all(axis=1)
-        if not found.any():
-            continue
-        t = thickness if thickness is not None else _auto_thickness(person, w, h)
-        line = max(1, int(round(t if thickness is not None else t * 0.75)))
-        radius = max(1, int(round(t * 0.6)))
-        own = id_colour(person.id) if colour_by_id and person.id >= 0 else None
-        pts = np.rint(np.where(found[:, None], kps[:, :2], 0)).astype(np.int64)
-        pts = np.clip(pts, -10 * max(w, h), 10 * max(w, h))  # keep cv2 within int range
-        for k in RENDER_LIMBS:
-            a, b = LIMBS[k]
-            if found[a] and found[b]:
-                cv2.line(out, tuple(map(int, pts[a])), tuple(map(int, pts[b])),
-                         own or LIMB_COLOURS[k], line, cv2.LINE_AA)
-        for i in np.flatnonzero(found):
-            cv2.circle(out, tuple(map(int, pts[i])), radius, own or KEYPOINT_COLOURS[i], -1,
-                       cv2.LINE_AA)
-        if own is not None:
-            head = [i for i in _HEAD if found[i]] or list(np.flatnonzero(found))
-            top = min(head, key=lambda i: pts[i, 1])
-            lift = 2 * radius + 4
-            if found[_NOSE] and found[_NECK]:
-                lift = max(lift, int(0.6 * np.hypot(*(pts[_NECK] - pts[_NOSE]))))
-            scale = max(0.4, t / 5.0)
-            text = str(person.id)
-            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-            x = int(pts[top, 0]) - tw // 2
-            y = max(th + 2, int(pts[top, 1]) - lift)
-            stroke = max(1, int(round(scale * 2)))
-            cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
-                        stroke + 2, cv2.LINE_AA)
-            cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, own, stroke,
-                        cv2.LINE_AA)
+        _draw_person(out, person, thickness, colour_by_id, threshold, style)
+    if style.alpha < 1.0:
+        drawn = (out != base).any(axis=2)
+        mixed = cv2.addWeighted(out, style.alpha, base, 1.0 - style.alpha, 0.0)
+        out[drawn] = mixed[drawn]
     return out
+
+
+def _draw_person(out: np.ndarray, person: Person, thickness: Optional[int],
+                 colour_by_id: bool, threshold: float, style: RenderStyle) -> None:
+    """Limbs, keypoints and (id colouring or ``draw_ids``) the id label of one person."""
+    h, w = out.shape[:2]
+    kps = person.keypoints
+    found = (kps[:, 2] > max(threshold, 0.0)) & np.isfinite(kps).all(axis=1)
+    if not found.any():
+        return
+    t = thickness if thickness is not None else _auto_thickness(person, w, h)
+    line = max(1, int(round(t if thickness is not None else t * 0.75)))
+    radius = style.point_radius or max(1, int(round(t * 0.6)))
+    own = id_colour(person.id) if colour_by_id and person.id >= 0 else None
+    pts = np.rint(np.where(found[:, None], kps[:, :2], 0)).astype(np.int64)
+    pts = np.clip(pts, -10 * max(w, h), 10 * max(w, h))  # keep cv2 within int range
+    for k in RENDER_LIMBS:
+        a, b = LIMBS[k]
+        if found[a] and found[b]:
+            cv2.line(out, tuple(map(int, pts[a])), tuple(map(int, pts[b])),
+                     own or LIMB_COLOURS[k], line, cv2.LINE_AA)
+    for i in np.flatnonzero(found):
+        cv2.circle(out, tuple(map(int, pts[i])), radius, own or KEYPOINT_COLOURS[i], -1,
+                   cv2.LINE_AA)
+    if person.id >= 0 and (own is not None or style.draw_ids):
+        _draw_id(out, person.id, pts, found, radius, t, own or (255, 255, 255))
+
+
+def _draw_id(out: np.ndarray, person_id: int, pts: np.ndarray, found: np.ndarray,
+             radius: int, t: int, colour) -> None:
+    """The id above the person's head (outlined in black)."""
+    head = [i for i in _HEAD if found[i]] or list(np.flatnonzero(found))
+    top = min(head, key=lambda i: pts[i, 1])
+    lift = 2 * radius + 4
+    if found[_NOSE] and found[_NECK]:
+        lift = max(lift, int(0.6 * np.hypot(*(pts[_NECK] - pts[_NOSE]))))
+    scale = max(0.4, t / 5.0)
+    text = str(person_id)
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x = int(pts[top, 0]) - tw // 2
+    y = max(th + 2, int(pts[top, 1]) - lift)
+    stroke = max(1, int(round(scale * 2)))
+    cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                stroke + 2, cv2.LINE_AA)
+    cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, stroke,
+                cv2.LINE_AA)
 
 
 class VideoSink:
@@ -112,8 +174,8 @@ class VideoSink:
         self._writer = None
         self._tmp: Optional[AtomicPath] = None
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one ``(H, W, 3)`` uint8 BGR frame."""
+    def write(self, frame: np.ndarray, t: Optional[float] = None) -> None:
+        """Append one ``(H, W, 3)`` uint8 BGR frame (``t`` ignored: mp4v plays at fps)."""
         if self._writer is None:
             h, w = frame.shape[:2]
             self._size = (w, h)
@@ -153,4 +215,5 @@ class VideoSink:
         return False
 
 
-__all__ = ["render", "VideoSink", "id_colour", "KEYPOINT_COLOURS", "LIMB_COLOURS"]
+__all__ = ["render", "RenderStyle", "BACKGROUNDS", "VideoSink", "id_colour", "KEYPOINT_COLOURS",
+           "LIMB_COLOURS"]

@@ -10,6 +10,9 @@ Spec kinds, tried in this order:
     frame), ``VIDEO_EXTENSIONS``, case-insensitive; hidden ``.*`` files skipped, like
     glob does), in natural sort order (``img2`` before
     ``img10``), non-recursive unless ``recursive=True``;
+  * a stream URL (``rtsp://``, ``http(s)://``, ``udp://``, ``tcp://``...) or a capture
+    device ``/dev/videoN``: a live stream (``io.stream``; credentials masked in every
+    source name, output stem from ``io.urls.stream_stem``);
   * all digits (and no such file): a webcam index for ``cv2.VideoCapture``;
   * containing ``* ? [``: a glob pattern (``**`` recurses, but not into links to
     folders); matching images and videos;
@@ -24,7 +27,7 @@ do not depend on ``shard``), and never take the stem of a run-level file
 (the last frame of a video, webcam or still-image sequence has been yielded) markers, for
 consumers that keep per-stream state.
 
-Units: each still image, video and webcam is one unit; with ``sequences=True`` the images
+Units: each still image, video, webcam and stream is one unit; with ``sequences=True`` the images
 of one folder or glob spec (or of a run of consecutive image-file specs in one folder, as
 the shell expands ``frames/*.jpg``) form one *sequence* unit instead. ``shard=(i, n)``
 keeps the units whose position in the expansion (after ``every``, counting expansion
@@ -41,6 +44,8 @@ from .images import (MAX_IMAGE_PIXELS, STDERR_LOCK, ImageLoadError, decode_image
                      load_image)
 from .paths import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from .plan import StillSequence, Unit, check_shard, input_keys, parse_shard, plan
+from .realtime import newest_only
+from .stream import LiveOptions, StreamState, stream_items
 from .video import video_items, video_length
 
 
@@ -49,7 +54,8 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
                 skip: Optional[Callable[[str], bool]] = None,
                 skip_stream: Optional[Callable[[str, str], bool]] = None,
                 shard: Optional[tuple[int, int]] = None, sequences: bool = False,
-                events: bool = False, output=None) -> Iterator[Item]:
+                events: bool = False, output=None, live: Optional[LiveOptions] = None,
+                realtime: Optional[bool] = None) -> Iterator[Item]:
     """Yield ``Frame`` / ``InputError`` for every input spec, in order (see module doc).
 
     every: keep every N-th frame of each video/webcam and every N-th image of each
@@ -65,6 +71,10 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
     sequences: group still images into sequences (``Frame.sequence``, see module doc).
     events: also yield ``Skipped`` and ``StreamEnd`` markers.
     output: the run's output folder: its rendered outputs are never inputs.
+    live: how live streams are opened and reopened (None: ``LiveOptions()``).
+    realtime: read streams in a capture thread that hands over only the newest frame
+        (``io.realtime``; video files then play at their fps). None: for live sources
+        (webcams, streams) only; False: every frame, in order.
     Callbacks run in the thread that iterates.
     """
     if every < 1:
@@ -82,7 +92,8 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
         elif unit.kind == "image":
             yield from _image_items(unit, budget, skip, events)
         else:
-            yield from _stream_items(unit, budget, every, skip_stream, events)
+            yield from _stream_items(unit, budget, every, skip_stream, events,
+                                     live or LiveOptions(), realtime)
 
 
 class _Budget:
@@ -139,29 +150,47 @@ def _sequence_items(unit: StillSequence, budget: _Budget, skip_stream,
         yield StreamEnd(unit.source, unit.name, "sequence", count, not cut)
 
 
+def _reader(unit: Unit, every: int, limit: Optional[int], live: LiveOptions,
+            realtime: Optional[bool]) -> Iterator[Item]:
+    """The item generator of a video, webcam or stream (see ``iter_frames``)."""
+    live_source = unit.kind != "video"
+    newest = realtime if realtime is not None else live_source
+    inner_limit = None if newest else limit
+    if unit.kind == "stream":
+        items = stream_items(unit, every, inner_limit, live)
+    else:
+        items = video_items(unit, every, inner_limit)
+    return newest_only(items, limit, pace=not live_source) if newest else items
+
+
 def _stream_items(unit: Unit, budget: _Budget, every: int, skip_stream,
-                  events: bool) -> Iterator[Item]:
-    """A video's or webcam's items, then (``events``) its ``StreamEnd``."""
+                  events: bool, live: LiveOptions,
+                  realtime: Optional[bool]) -> Iterator[Item]:
+    """A video's, webcam's or stream's items, then (``events``) its ``StreamEnd``."""
     source = unit.source
     if unit.kind == "video" and skip_stream is not None and skip_stream(unit.name, source):
         if events:
             yield Skipped(source, unit.name, "video", None)
         return
-    count, complete = 0, None
-    items = video_items(unit, every, budget.left())
+    count, complete, info = 0, None, None
+    items = _reader(unit, every, budget.left(), live, realtime)
     try:
         while True:
             try:
                 item = next(items)
             except StopIteration as stop:
                 complete = stop.value
+                if isinstance(complete, StreamState):
+                    complete, info = complete.complete, complete.record()
+                elif complete is False and unit.kind == "stream":
+                    info = StreamState("stopped").record()
                 break
             count += isinstance(item, Frame)
             yield budget.count(item)
     finally:
         items.close()  # releases the capture when we are closed early
     if events and complete is not None:
-        yield StreamEnd(source, unit.name, unit.kind, count, complete)
+        yield StreamEnd(source, unit.name, unit.kind, count, complete, info)
 
 
 def count_inputs(specs: list[str], *, every: int = 1, max_frames: Optional[int] = None,
@@ -169,7 +198,7 @@ def count_inputs(specs: list[str], *, every: int = 1, max_frames: Optional[int] 
                  sequences: bool = False, output=None) -> Optional[int]:
     """Number of items ``iter_frames`` will yield (frames + expansion errors), for a
     progress-bar total. Cheap: lists folders and reads video headers only. Video lengths
-    come from ``CAP_PROP_FRAME_COUNT`` (can be approximate). None when a webcam is
+    come from ``CAP_PROP_FRAME_COUNT`` (can be approximate). None when a webcam or stream is
     involved (endless) and ``max_frames`` is not set.
     """
     errors, frames, endless = 0, 0, False
@@ -181,7 +210,7 @@ def count_inputs(specs: list[str], *, every: int = 1, max_frames: Optional[int] 
             frames += len(unit.images)
         elif unit.kind == "image":
             frames += 1
-        elif unit.kind == "webcam":
+        elif unit.kind in ("webcam", "stream"):
             endless = True
         else:
             n = video_length(unit.path)

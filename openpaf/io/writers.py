@@ -360,7 +360,8 @@ class JsonlWriter:
         self.lines = 0
 
     def write(self, frame: int, time: Optional[float], detections: Detections,
-              name: Optional[str] = None) -> None:
+              name: Optional[str] = None, extra: Optional[dict] = None) -> None:
+        """One line; ``extra``: more top-level fields (e.g. ``captured``, ``latency_ms``)."""
         size = detections.image_size
         people = [{"person_id": int(p.id),
                    "pose_keypoints_2d": self.fmt.keypoints(p.keypoints, size),
@@ -370,6 +371,7 @@ class JsonlWriter:
                "name": name, "people": people}
         if self.fmt.part_candidates:
             rec["part_candidates"] = [self.fmt.candidates(detections)]
+        rec.update(extra or {})
         self._fh.write(json.dumps(rec, separators=(",", ":"), allow_nan=False) + "\n")
         self._fh.flush()
         self.lines += 1

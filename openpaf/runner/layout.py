@@ -35,7 +35,7 @@ def run_files(o: InferOptions) -> dict[str, Optional[Path]]:
     return {"manifest": manifest_path(o.output, o.shard) if folder and o.manifest else None,
             "images JSONL": o.sharded(o.output / IMAGES_JSONL) if o.stream_jsonl else None,
             "--coco-json": o.coco_json and o.sharded(o.coco_json),
-            "--jsonl": o.jsonl and o.sharded(o.jsonl)}
+            "--jsonl": o.jsonl and str(o.jsonl) != "-" and o.sharded(o.jsonl) or None}
 
 
 class OutputLayout:
@@ -94,7 +94,7 @@ class OutputLayout:
         """Per-stream output kinds this run writes for a stream of ``kind``."""
         o = self.o
         out = ["openpose"] if o.write_json else []
-        if (o.write_video if kind in ("video", "webcam") else o.write_images):
+        if (o.write_video if kind in ("video", "webcam", "stream") else o.write_images):
             out.append("render")
         if o.stream_jsonl:
             out.append("jsonl")

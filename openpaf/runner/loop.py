@@ -19,9 +19,18 @@ interrupted (Ctrl-C) the open stream is *finalised*: its mp4 and JSONL hold the 
 processed so far and are valid files; its manifest record says ``interrupted``, so a
 ``skip_existing`` run redoes it.
 Resuming (``skip_existing``): see ``runner.layout``.
+
+Live use: URLs and ``/dev/videoN`` are streams too (``io.stream``). In real-time mode
+(``InferOptions.realtime``; on by default for live sources) a capture thread hands over
+only the newest frame (``io.realtime``) and no frames wait in the prefetch queues, so the
+latency from capture to people stays bounded; dropped frames and the latencies go to the
+JSONL lines (``captured``, ``latency_ms``, ``dropped``), the stream's manifest record and
+the summary. ``show`` puts every rendered frame in a window (``io.window``); q/Esc there
+ends the run like Ctrl-C.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from contextlib import ExitStack
@@ -40,13 +49,16 @@ from ..io.paths import check_output_files
 from ..io.prefetch import Prefetcher
 from ..io.render import DEFAULT_VIDEO_FPS, VideoSink, render
 from ..io.sources import count_inputs, input_keys, iter_frames
+from ..io.urls import is_live_spec, mask_credentials
+from ..io.video_writer import open_video_writer
+from ..io.window import Window, check_display
 from ..io.writers import read_openpose_json, write_openpose_json
 from ..structures import Detections
 from ..track import Tracker
 from .concurrency import predict_ahead, sigint_deferred
 from .layout import OutputLayout, run_files
 from .outputs import DetectionFiles, Stream
-from .options import InferOptions, RunSummary
+from .options import InferOptions, RunSummary, latency_stats
 
 Predict = Callable[[np.ndarray], Detections]
 
@@ -62,6 +74,8 @@ class _Run:
         self.stream: Optional[Stream] = None
         self.files = DetectionFiles(options, self.layout)
         self.crash: Optional[str] = None  # the exception that ended the run, if any
+        self.window = Window() if options.show else None
+        self._drawn: tuple = (None, None)  # (frame, its rendering), drawn once
         self.held = ExitStack()  # the output folder's lock
         self.manifest = self.layout.open(self.held, specs)
         if options.writes_folder:
@@ -73,7 +87,7 @@ class _Run:
     def say(self, text: str) -> None:
         """One line on stderr, never swallowed by a decode silencing fd 2 meanwhile."""
         with STDERR_LOCK:
-            tqdm.write(text, file=sys.stderr)
+            tqdm.write(mask_credentials(text), file=sys.stderr)
             sys.stderr.flush()
 
     def record(self, **fields) -> None:
@@ -158,7 +172,8 @@ class _Run:
         if key is None:
             return None
         if self.stream is None:
-            kind = ("webcam" if frame.source.startswith("webcam:") else "video") \
+            kind = ("webcam" if frame.source.startswith("webcam:") else "stream"
+                    if is_live_spec(frame.source) else "video") \
                 if frame.video is not None else "sequence"
             tracker = Tracker(self.o.tracker_params()) if self.o.track else None
             self.stream = Stream(key, frame.stream_source or frame.source, kind, tracker)
@@ -169,12 +184,15 @@ class _Run:
             return None
         if stream.sink is None:
             fps = (frame.fps or DEFAULT_VIDEO_FPS) / self.o.every
-            stream.sink = VideoSink(self.layout.video_path(stream.name), fps=fps)
+            stream.sink = open_video_writer(self.layout.video_path(stream.name), fps)
         return stream.sink
 
     def end_stream(self, item: StreamEnd) -> None:
         if self.stream is not None and self.stream.name == item.name:
-            self.finish_stream("done" if item.complete else "stopped")
+            self.stream.info = item.info
+            gave_up = (item.info or {}).get("state") == "gave up"
+            self.finish_stream("interrupted" if gave_up else
+                               "done" if item.complete else "stopped")
         elif item.frames == 0:  # nothing reached us (every frame failed, or none)
             self.record(input=item.source, kind=item.kind, name=item.name,
                         status="done" if item.complete else "stopped", frames=0, people=0,
@@ -199,7 +217,16 @@ class _Run:
                     frames=stream.frames, people=stream.people, errors=stream.errors,
                     **({"gaps": stream.gaps} if stream.gaps else {}),
                     outputs=self.layout.outputs(stream.kind), every=self.o.every,
-                    track=self.o.track, smooth=self.o.smooth)
+                    track=self.o.track, smooth=self.o.smooth, **self._live_fields(stream))
+
+    @staticmethod
+    def _live_fields(stream: Stream) -> dict:
+        """A live or real-time stream's state, dropped frames and latency (manifest)."""
+        out = dict(stream.info or {})
+        lat = latency_stats(stream.latencies)
+        if lat is not None:
+            out.update(dropped=stream.dropped, latency_ms=lat)
+        return out
 
     # -- one frame -----------------------------------------------------------------------
     def frame(self, frame: Frame, predicted=None) -> None:
@@ -210,7 +237,7 @@ class _Run:
         tracker = stream.tracker if stream is not None else None
         # Untracked frames of a stream may be resumed one by one; tracked streams are
         # redone whole (still images outside streams were dropped before decoding).
-        done = self.layout.existing(frame.name) if tracker is None else None
+        done = self._resumable(frame) if tracker is None else None
         if done is not None:
             self.summary.skipped_existing += 1
             det = self._reread(done, (w, h))
@@ -234,20 +261,44 @@ class _Run:
             det = det.top(self.o.number_people_max)
         if tracker is not None:
             det = tracker.update(det, time=stream.clock(frame))
+        extra = self._timing(frame, stream)
         # Ctrl-C waits until the frame's outputs and its manifest record are all written,
         # so the manifest and the files on disk always agree.
         with sigint_deferred() as late:
-            self._emit(frame, det, stream, sink, frame_no)
+            self._emit(frame, det, stream, sink, frame_no, extra)
+        if self.window is not None and not self.window.show(self._draw(frame, det)):
+            raise KeyboardInterrupt  # q/Esc: finalised as on Ctrl-C
         if late:
             raise KeyboardInterrupt
+
+    def _timing(self, frame: Frame, stream: Optional[Stream]) -> Optional[dict]:
+        """Count a live/real-time frame's drops and capture -> people latency; its JSONL
+        fields (None for other frames)."""
+        if frame.captured is None:
+            return None
+        ms = (time.time() - frame.captured) * 1000.0
+        self.summary.latencies.append(ms)
+        self.summary.dropped += frame.dropped
+        if stream is not None:
+            stream.latencies.append(ms)
+            stream.dropped += frame.dropped
+        return {"captured": round(frame.captured, 6), "latency_ms": round(ms, 2),
+                "dropped": frame.dropped}
 
     def needs_predict(self, item) -> bool:
         """Whether ``item`` is a frame ``frame()`` will predict (not resumed from disk);
         safe to call from the predict-ahead thread (reads files, changes no state)."""
         return isinstance(item, Frame) and (
-            self.o.track or self.layout.existing(item.name) is None)
+            self.o.track or self._resumable(item) is None)
 
-    def _emit(self, frame: Frame, det: Detections, stream, sink, frame_no) -> None:
+    def _resumable(self, frame: Frame) -> Optional[Path]:
+        """The earlier run's output of ``frame``; never for live sources (their frame
+        numbers restart with every run)."""
+        live = frame.source.startswith("webcam:") or is_live_spec(frame.source)
+        return None if live else self.layout.existing(frame.name)
+
+    def _emit(self, frame: Frame, det: Detections, stream, sink, frame_no,
+              extra: Optional[dict] = None) -> None:
         """Write one predicted frame's outputs, then count and record it."""
         try:
             if frame.video is None and self.o.write_images:
@@ -259,7 +310,7 @@ class _Run:
                            self.o.maps_format)
             if self.o.write_json:  # the resume marker: written last
                 write_openpose_json(self.layout.json_path(frame.name), det, self.o.openpose)
-            self.files.add(det, frame.name, frame.index, frame.time, stream)
+            self.files.add(det, frame.name, frame.index, frame.time, stream, extra)
         except Exception as e:
             self.fail(frame.source, f"cannot write output: {error_reason(e)}", frame_no)
             if stream is not None:
@@ -278,22 +329,29 @@ class _Run:
                         people=len(det.people), **extra)
 
     def _draw(self, frame: Frame, det: Detections) -> np.ndarray:
-        return render(frame.image, det, colour_by_id=self.o.colour_by_id or self.o.track,
-                      threshold=self.o.render_threshold)
+        if self._drawn[0] is not frame:
+            self._drawn = (frame, render(frame.image, det, threshold=self.o.render_threshold,
+                                         colour_by_id=self.o.colour_by_id or self.o.track,
+                                         style=self.o.style))
+        return self._drawn[1]
 
     def _write_video(self, sink: VideoSink, frame: Frame, det: Detections,
                      frame_no: Optional[int]) -> bool:
         try:
-            sink.write(self._draw(frame, det))
+            # real-time frames are shown at their capture times (dropped ones left out)
+            sink.write(self._draw(frame, det), frame.time if frame.captured else None)
             return True
         except Exception as e:
             self.fail(frame.source, f"cannot write video: {error_reason(e)}", frame_no)
             return False
 
     def close(self) -> None:
-        """Finish everything (open stream, JSONL files, COCO results, manifest, lock)."""
+        """Finish everything (open stream, JSONL files, COCO results, manifest, lock,
+        window)."""
         with self.held:
             self._close()
+        if self.window is not None:
+            self.window.close()
 
     def _close(self) -> None:
         self.finish_stream("interrupted" if self.summary.interrupted or self.crash
@@ -306,6 +364,8 @@ class _Run:
                                     skipped_existing=s.skipped_existing,
                                     failed=len(s.failed), people=s.people,
                                     seconds=round(s.seconds, 3), interrupted=s.interrupted,
+                                    **({"dropped": s.dropped, "latency_ms": s.latency()}
+                                       if s.latencies else {}),
                                     **({"error": self.crash} if self.crash else {}))
             except OSError as e:
                 self.fail(str(self.manifest.path), f"cannot write manifest: "
@@ -324,7 +384,8 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
     finished, no temporary file is left, and the summary has ``interrupted=True``. Any
     other exception also stops the thread and closes the files, then propagates. A tqdm
     progress bar goes to stderr unless ``progress=False``. Raises ``OSError`` only when
-    the output folder or the manifest cannot be created, and ``io.paths.OutputError``,
+    the output folder or the manifest cannot be created, ``io.window.DisplayError``
+    (before anything is written) for ``show`` without a display, and ``io.paths.OutputError``,
     before anything is written, for an output file that is an input (or is named like
     one, or is another output's file, or cannot be written) and for an output folder
     another run is writing.
@@ -337,7 +398,10 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
     ahead: Optional[Prefetcher] = None
     bar: Optional[tqdm] = None
     interrupted = False
+    realtime = o.realtime if o.realtime is not None else any(map(_live_input, specs))
     try:
+        if o.show:
+            check_display()
         check_output_files(run_files(o), input_keys(specs, recursive=o.recursive,
                                                     output=o.output))
         run = _Run(predict, o, specs)
@@ -350,9 +414,11 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
         frames = Prefetcher(iter_frames(specs, every=o.every, max_frames=o.max_frames,
                                         recursive=o.recursive, skip=run.layout.skip_still,
                                         skip_stream=run.layout.skip_stream, shard=o.shard,
-                                        sequences=o.track, events=True, output=o.output),
-                               size=o.prefetch)
-        ahead = (Prefetcher(predict_ahead(frames, predict, run.needs_predict), size=2,
+                                        sequences=o.track, events=True, output=o.output,
+                                        live=o.live, realtime=o.realtime),
+                               size=0 if realtime else o.prefetch)  # no stale frames queued
+        ahead = (Prefetcher(predict_ahead(frames, predict, run.needs_predict),
+                            size=1 if realtime else 2,
                             name="openpaf-predict") if o.overlap else None)
         for item, predicted in ahead or ((item, None) for item in frames):
             run.handle(item, predicted)
@@ -378,6 +444,11 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
         summary.interrupted = summary.interrupted or bool(late)
         summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _live_input(spec: str) -> bool:
+    """A URL, /dev/videoN or webcam index (real-time by default)."""
+    return is_live_spec(spec) or (spec.isdigit() and not os.path.exists(spec))
 
 
 __all__ = ["run_inference"]

@@ -6,8 +6,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from ..io.maps import MAPS_FORMATS
 from ..io.plan import check_shard
+from ..io.render import RenderStyle
+from ..io.stream import LiveOptions
 from ..io.writers import OpenPoseFormat
 from ..track import TrackerParams
 
@@ -31,7 +35,8 @@ class InferOptions:
         ``io.writers.JsonlWriter``); untracked still images go to one
         ``openpaf_images.jsonl``.
     coco_json: also write all detections as one COCO keypoint-results JSON list here.
-    jsonl: also stream one JSON line per frame of the whole run here.
+    jsonl: also stream one JSON line per frame of the whole run here ("-": stdout, one
+        flushed line per frame; everything else goes to stderr).
     skip_existing: resume: skip what an earlier run into ``output`` finished (``layout``).
         Skipped frames' JSON feeds ``coco_json``/``jsonl`` (person score = mean keypoint
         confidence there, as OpenPose JSON stores no score).
@@ -67,6 +72,13 @@ class InferOptions:
     write_maps: save each predicted frame's heatmaps and PAFs in this folder
         (``io.maps.write_maps``; the predictor must return them, e.g.
         ``Predictor(keep_maps=True)``), as ``maps_format`` "npy" (float16) or "png".
+    realtime: read each stream in a capture thread that hands over only its newest frame
+        (stale frames dropped and counted; video files play at their fps); None: on for
+        live sources (webcams, URLs, /dev/videoN) only; False: every frame, in order.
+    live: how URLs and devices are opened and reopened (``io.stream.LiveOptions``).
+    show: show rendered frames in a window (``io.window``); q/Esc stops the run as
+        Ctrl-C does.
+    style: how skeletons are drawn (``io.render.RenderStyle``).
     """
 
     output: Path = Path("openpaf_out")
@@ -94,6 +106,10 @@ class InferOptions:
     render_threshold: float = 0.0
     write_maps: Optional[Path] = None
     maps_format: str = "npy"
+    realtime: Optional[bool] = None
+    live: LiveOptions = LiveOptions()
+    show: bool = False
+    style: RenderStyle = RenderStyle()
 
     def __post_init__(self):
         self.output = Path(self.output)
@@ -125,7 +141,7 @@ class InferOptions:
 
     def sharded(self, path: Path) -> Path:
         """``path`` with ``.shard<i>of<n>`` before its suffix when sharded."""
-        if self.shard is None:
+        if self.shard is None or str(path) == "-":
             return Path(path)
         path = Path(path)
         return path.with_name(f"{path.stem}.shard{self.shard[0]}of{self.shard[1]}"
@@ -151,6 +167,12 @@ class RunSummary:
     interrupted: bool = False
     output: Optional[Path] = None
     manifest: Optional[Path] = None
+    dropped: int = 0
+    latencies: list[float] = field(default_factory=list)  # ms, capture -> people
+
+    def latency(self) -> Optional[dict]:
+        """``{"p50", "p90", "max"}`` of the capture -> people latencies (ms), or None."""
+        return latency_stats(self.latencies)
 
     @property
     def exit_code(self) -> int:
@@ -171,6 +193,19 @@ class RunSummary:
             parts.append(f"{self.skipped_existing} skipped (existing)")
         if self.failed:
             parts.append(f"{len(self.failed)} failed")
+        lat = self.latency()
+        if lat is not None:
+            parts.append(f"latency p50/p90 {lat['p50']:.0f}/{lat['p90']:.0f} ms, "
+                         f"{self.dropped} dropped")
         head = "interrupted: " if self.interrupted else ""
         where = f" -> {self.output}" if self.output is not None else ""
         return f"{head}{', '.join(parts)} in {self.seconds:.1f} s{rate}{where}"
+
+
+def latency_stats(ms: list[float]) -> Optional[dict]:
+    """``{"p50", "p90", "max"}`` of latencies in ms (rounded to 0.1), None when empty."""
+    if not ms:
+        return None
+    p50, p90, top = np.percentile(np.asarray(ms, np.float64), [50, 90, 100])
+    return {"p50": round(float(p50), 1), "p90": round(float(p90), 1),
+            "max": round(float(top), 1)}

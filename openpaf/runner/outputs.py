@@ -4,6 +4,7 @@ images JSONL of frames outside streams)."""
 from __future__ import annotations
 
 import math
+import sys
 from typing import Callable, Optional
 
 from ..errors import error_reason
@@ -23,8 +24,10 @@ class Stream:
         self.name, self.source, self.kind, self.tracker = name, source, kind, tracker
         self.sink: Optional[VideoSink] = None
         self.jsonl: Optional[JsonlWriter] = None
-        self.frames = self.people = self.errors = 0
+        self.frames = self.people = self.errors = self.dropped = 0
         self.gaps: list[list[int]] = []  # [first, last] of each unreadable stretch
+        self.latencies: list[float] = []  # ms, capture -> people (live/real-time frames)
+        self.info: Optional[dict] = None  # live stream state (``StreamEnd.info``)
         self._last_time: Optional[float] = None
 
     def clock(self, frame: Frame) -> Optional[float]:
@@ -48,8 +51,9 @@ class DetectionFiles:
         self.o, self.layout = options, layout
         self.coco = CocoResultsWriter(options.sharded(options.coco_json)) \
             if options.coco_json else None
-        self.jsonl = JsonlWriter(options.sharded(options.jsonl), fmt=options.openpose) \
-            if options.jsonl else None
+        self.jsonl = JsonlWriter(
+            sys.stdout if str(options.jsonl) == "-" else options.sharded(options.jsonl),
+            fmt=options.openpose) if options.jsonl else None
         self.images_jsonl: Optional[JsonlWriter] = None
 
     @property
@@ -58,18 +62,19 @@ class DetectionFiles:
         return self.coco is not None or self.jsonl is not None or self.o.stream_jsonl
 
     def add(self, det: Detections, name: str, index: int, t: Optional[float],
-            stream: Optional[Stream]) -> None:
-        """Add frame ``name`` (``index`` in its stream, at time ``t``) to each file."""
+            stream: Optional[Stream], extra: Optional[dict] = None) -> None:
+        """Add frame ``name`` (``index`` in its stream, at time ``t``) to each file;
+        ``extra``: more fields for its JSONL lines (capture time, latency)."""
         if self.coco is not None:
             self.coco.add(det, name)
         if self.jsonl is not None:
-            self.jsonl.write(index, t, det, name=name)
+            self.jsonl.write(index, t, det, name=name, extra=extra)
         if self.o.stream_jsonl:
             if stream is not None:
                 if stream.jsonl is None:
                     stream.jsonl = JsonlWriter(self.layout.stream_jsonl_path(stream.name),
                                                fmt=self.o.openpose)
-                stream.jsonl.write(index, t, det, name=name)
+                stream.jsonl.write(index, t, det, name=name, extra=extra)
             else:
                 if self.images_jsonl is None:
                     self.images_jsonl = JsonlWriter(self.layout.images_jsonl_path(),
