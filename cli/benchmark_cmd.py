@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from .options import load_predictor, model_options
+from .options import guard_output, load_predictor, model_options, weights_or_default
 
 
 def _ints(ctx, param, value):
@@ -112,6 +112,8 @@ def benchmark(mode, clip, runtimes, heights, openvino_ir, model, weights, height
     from openpaf import benchmark as bm
     from openpaf.weights import CheckpointError
     say = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    guard_output(json_path, [ann, clip, openvino_ir, weights_or_default(weights)], "--json",
+                 folders=[images, maps_dir])
     try:
         if save_maps or (no_network and maps_dir):
             report, text = _saved_maps(save_maps, maps_dir, ann or bm.default_annotations(),
@@ -155,5 +157,8 @@ def benchmark(mode, clip, runtimes, heights, openvino_ir, model, weights, height
         raise click.ClickException(str(exc))
     click.echo(text)
     if json_path:
-        bm.write_json(json_path, report)
+        try:
+            bm.write_json(json_path, report)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {json_path}: {exc.strerror or exc}")
         click.echo(f"report written to {json_path}")

@@ -3,7 +3,7 @@ import json
 
 import click
 
-from .options import load_predictor, model_options
+from .options import guard_output, load_predictor, model_options, weights_or_default
 
 
 @click.command("eval")
@@ -35,6 +35,8 @@ def eval_cmd(ctx, ann, images, weights, height, scales, flip, accurate, device, 
     images were unreadable and left out."""
     from openpaf.evaluate import ORACLE_HEIGHT, evaluate, format_report
     from openpaf.io.atomic import atomic_write_text
+    guard_output(json_path, [ann, None if oracle else weights_or_default(weights)], "--json",
+                 folders=[images])
     predictor = None
     if not oracle:
         if images is None:
@@ -55,7 +57,10 @@ def eval_cmd(ctx, ann, images, weights, height, scales, flip, accurate, device, 
         report["weights"] = str(predictor.weights_path)
     click.echo(format_report(report))
     if json_path:
-        atomic_write_text(json_path, json.dumps(report, indent=2))
+        try:
+            atomic_write_text(json_path, json.dumps(report, indent=2))
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {json_path}: {exc.strerror or exc}")
         click.echo(f"report written to {json_path}")
     if report.get("unreadable_images"):
         ctx.exit(2)

@@ -79,3 +79,22 @@ def load_predictor(weights, **kwargs):
         return Predictor.from_checkpoint(None if weights is None else str(weights), **kwargs)
     except (CheckpointError, ValueError, OSError, RuntimeError, ImportError) as e:
         raise click.ClickException(" ".join(str(e).split()) or type(e).__name__) from None
+
+
+def guard_output(path, inputs=(), label="output", folders=()):
+    """``io.guard.check_output`` (an output is never an input, nor unwritable) as a one-line
+    ``ClickException``; ``path`` None = nothing written. Weight files bring their IR
+    companions (``.xml`` + ``.bin``)."""
+    from openpaf.io.guard import OutputError, check_output, companions
+    if path is None:
+        return
+    try:
+        check_output(path, [p for i in inputs for p in companions(i)], label, folders)
+    except OutputError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def weights_or_default(weights):
+    """The weight file a command reads: ``weights``, else the default weights' path."""
+    from openpaf.weights import default_weights_path
+    return weights if weights is not None else default_weights_path()

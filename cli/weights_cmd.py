@@ -1,6 +1,8 @@
 """``openpaf weights``: import foreign weights, export to CMU layout, inspect, pack."""
 import click
 
+from .options import guard_output
+
 
 @click.group("weights")
 def weights():
@@ -24,6 +26,7 @@ def import_cmd(src, output, half):
     """
     from openpaf.weights import CheckpointError
     from openpaf.weights.formats import import_weights
+    guard_output(output, [src], "--output")
     try:
         imported = import_weights(src, output, half=half)
     except (CheckpointError, OSError) as exc:
@@ -55,6 +58,7 @@ def export_cmd(src, output, fmt):
     from openpaf.weights import CheckpointError
     module, name = _EXPORTERS[fmt]
     export = getattr(importlib.import_module(module), name)
+    guard_output(output, [src], "--output")
     try:
         path = export(src, output)
     except (CheckpointError, OSError) as exc:
@@ -112,6 +116,9 @@ def pack_cmd(src, output, evals, name, description, fp32, manifest_json, height,
         pairs = [parse_val(spec, "--eval") for spec in evals]
     except (ValueError, FileNotFoundError) as exc:
         raise click.BadParameter(str(exc), param_hint="--eval")
+    anns = [ann for ann, _ in pairs]
+    guard_output(output, [src, *anns], "--output")
+    guard_output(manifest_json, [src, output, *anns], "--manifest-json")
     try:
         manifest = pack(src, output, evals=pairs, name=name, description=description,
                         half=not fp32, manifest_json=manifest_json, progress=not quiet,

@@ -81,6 +81,8 @@ def test_cpu_paths_comparison_runs_and_records_errors():
 
 
 def test_runtimes_compared_in_one_run(tmp_path, one_thread):
+    pytest.importorskip("onnxruntime", reason="optional extra (pip install -e '.[onnx]'); "
+                        "compares torch with onnxruntime")
     from openpaf.benchmark import compare_runtimes, format_runtimes, lively_init
     from openpaf.model import create_model
     from openpaf.structures import InputNorm
