@@ -98,7 +98,7 @@ def test_pack_errors_are_one_line(tmp_path):
     assert "Traceback" not in res.output
     res = CliRunner().invoke(main, ["weights", "pack", str(bad), "-o", str(tmp_path / "o.pt"),
                                     "--eval", "nope.json"])
-    assert res.exit_code == 2 and "--eval" in res.output
+    assert res.exit_code == 64 and "--eval" in res.output
 
 
 # ---------------------------------------------------------------------------------------
