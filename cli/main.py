@@ -9,7 +9,8 @@ USAGE_EXIT = 64
 
 
 class _Group(click.Group):
-    """A command group whose usage errors, wherever raised, exit with ``USAGE_EXIT``."""
+    """A command group whose usage errors, wherever raised, exit with ``USAGE_EXIT``, and
+    whose commands exit 130 on Ctrl-C."""
 
     def make_context(self, *args, **kwargs):
         try:
@@ -24,6 +25,9 @@ class _Group(click.Group):
         except click.UsageError as e:
             e.exit_code = USAGE_EXIT
             raise
+        except KeyboardInterrupt:               # Ctrl-C: 130 in every command, as infer
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

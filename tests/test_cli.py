@@ -44,3 +44,20 @@ def test_usage_errors_have_their_own_exit_code():
         res = CliRunner().invoke(main, args)
         assert res.exit_code == USAGE_EXIT, (args, res.output)
         assert "Usage:" in res.output or "Error" in res.output
+
+
+def test_ctrl_c_exits_130_in_every_command(monkeypatch, tmp_path):
+    """Issue 21: eval and train exited 1 ("Aborted!") on Ctrl-C, where infer exits 130."""
+    import openpaf.evaluate
+    import openpaf.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(openpaf.evaluate, "evaluate", interrupted)
+    monkeypatch.setattr(openpaf.train, "resume_info", interrupted)
+    ann = tmp_path / "a.json"
+    ann.write_text("{}")
+    for args in (["eval", "--ann", str(ann), "--oracle", "-q"],
+                 ["train", "--resume", str(tmp_path)]):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 130 and "interrupted" in res.output, (args, res.output)
