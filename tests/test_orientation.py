@@ -76,3 +76,38 @@ def test_training_rotates_keypoints_of_stored_pixels(tmp_path):
         assert inside.sum() >= 10
         xy = np.rint(k[inside, :2]).astype(int)
         assert (s.image[xy[:, 1], xy[:, 0]].max(1) > 100).mean() > 0.9, draw
+
+
+class _Truth:
+    """A stand-in predictor that 'finds' the upright person of ``_stored_frame_photo``."""
+    height, scales, flip, precision = 160, (1.0,), False, "fp32"
+    last_timings = dict.fromkeys(("network", "resize", "peaks", "limbs", "assembly"), 1.0)
+
+    def __init__(self):
+        from openpaf.decode import get_params
+        self.params = get_params("tuned")
+
+    def __call__(self, image):
+        from openpaf.structures import Detections, Person
+        kps = person(48, 84, 0.6)
+        return Detections((image.shape[1], image.shape[0]), [Person(kps, 0.9)])
+
+
+def test_eval_scores_stored_frame_photos_and_flags_other_sizes(tmp_path):
+    from openpaf.evaluate import evaluate, format_report
+    ann, folder = _stored_frame_photo(tmp_path)
+    report = evaluate(ann, folder, predictor=_Truth(), progress=False)
+    assert report["AP"] == 1.0 and report["exif_rotated"] == 1      # was AP 0, silently
+    assert "EXIF" in format_report(report)
+    doc = json.loads(ann.read_text())
+    (folder / "q.jpg").write_bytes((folder / "p.jpg").read_bytes())
+    doc["images"].append({**doc["images"][0], "id": 2, "file_name": "q.jpg"})
+    doc["annotations"].append({**doc["annotations"][0], "id": 2, "image_id": 2})
+    doc["images"][0].update(width=320, height=192)                # a resized copy's size
+    (tmp_path / "resized.json").write_text(json.dumps(doc))
+    report = evaluate(tmp_path / "resized.json", folder, predictor=_Truth(), progress=False)
+    assert report["size_mismatch"] and "320x192" in report["size_mismatch"][0]
+    assert "size differs from the annotation" in format_report(report)
+    with pytest.raises(ValueError, match="size differs"):
+        evaluate(tmp_path / "resized.json", folder, predictor=_Truth(), progress=False,
+                 strict=True)
