@@ -1,20 +1,9 @@
 """``openpaf train``: train a PAF network (or preview augmented samples)."""
-import math
 from pathlib import Path
 
 import click
 
-def _finite(minimum: float, strict: bool):
-    """Callback: a finite float > ``minimum`` (``strict``) or >= it; None passes."""
-    def check(ctx, param, value):
-        if value is None:
-            return None
-        if not math.isfinite(value) or (value <= minimum if strict else value < minimum):
-            raise click.BadParameter(f"must be a finite number {'>' if strict else '>='} "
-                                     f"{minimum:g}, got {value}")
-        return value
-    return check
-
+from .options import finite_number
 
 # CLI option name -> TrainConfig field, for the options that override the recipe.
 _OVERRIDES = ("model", "init", "epochs", "max_steps", "batch_size", "lr", "optimizer",
@@ -45,12 +34,12 @@ _OVERRIDES = ("model", "init", "epochs", "max_steps", "batch_size", "lr", "optim
 @click.option("--max-steps", type=int, default=None,
               help="Optimizer steps (with --epochs, the smaller wins).")
 @click.option("--batch-size", type=int, default=None, help="Images per step per process.")
-@click.option("--lr", type=float, default=None, callback=_finite(0, True),
+@click.option("--lr", type=float, default=None, callback=finite_number(0, strict=True),
               help="Base learning rate.")
 @click.option("--teacher", type=click.Path(dir_okay=False), default=None,
               help="Self-distillation: also pull every stage towards these weights' "
                    "flip-averaged maps on every pixel (e.g. weights/default.pt).")
-@click.option("--teacher-weight", type=float, default=None, callback=_finite(0, False),
+@click.option("--teacher-weight", type=float, default=None, callback=finite_number(0),
               help="Weight of the teacher term (default 1).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None)
 @click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]), default=None)

@@ -132,8 +132,8 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
     """
     if max_images is not None and max_images < 1:
         raise ValueError(f"max_images must be >= 1, got {max_images}")
-    if not oracle_noise >= 0:
-        raise ValueError(f"oracle_noise must be >= 0, got {oracle_noise}")
+    if not 0 <= oracle_noise < float("inf"):
+        raise ValueError(f"oracle_noise must be a finite number >= 0, got {oracle_noise}")
     coco = load_ground_truth(ann_file, check_annotations=True)
     image_ids = sorted(coco.getImgIds())[:max_images]
     if not image_ids:
