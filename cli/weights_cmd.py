@@ -80,6 +80,19 @@ def info_cmd(path):
         click.echo(line)
 
 
+def _scorer(pairs, quiet):
+    """``pack``'s ``score``: ``openpaf eval``'s code with the weights' own defaults (their
+    height and flip, one scale, fp32) on every ``(annotations, images)`` pair; unreadable
+    images are refused, never scored."""
+    def score(path):
+        from openpaf.evaluate import evaluate
+        from openpaf.predict import Predictor
+        predictor = Predictor.from_checkpoint(str(path), device="cpu")
+        return [evaluate(ann, images, predictor=predictor, progress=not quiet, strict=True)
+                for ann, images in pairs]
+    return score
+
+
 @weights.command("pack")
 @click.argument("src", type=click.Path(exists=True, dir_okay=False))
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
@@ -120,8 +133,9 @@ def pack_cmd(src, output, evals, name, description, fp32, manifest_json, height,
     guard_output(output, [src, *anns], "--output")
     guard_output(manifest_json, [src, output, *anns], "--manifest-json")
     try:
-        manifest = pack(src, output, evals=pairs, name=name, description=description,
-                        half=not fp32, manifest_json=manifest_json, progress=not quiet,
+        manifest = pack(src, output, score=_scorer(pairs, quiet) if pairs else None,
+                        name=name, description=description,
+                        half=not fp32, manifest_json=manifest_json,
                         height=height, flip=flip)
     except (CheckpointError, OSError, ValueError) as exc:
         raise click.ClickException(" ".join(str(exc).split()))
