@@ -44,6 +44,6 @@ def export(onnx_path, weights, model, height, width, opset, half, no_verify):
         report = export_onnx(net, onnx_path, normalisation=pre.normalisation,
                              pretrained=pre, height=height or pre.height, width=width,
                              opset=opset, half=half, verify=not no_verify)
-    except (CheckpointError, ExportError, ValueError) as exc:
-        raise click.ClickException(str(exc))
+    except (CheckpointError, ExportError, ValueError, OSError) as exc:
+        raise click.ClickException(" ".join(str(exc).split()) or type(exc).__name__)
     click.echo(report.summary())

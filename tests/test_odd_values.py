@@ -72,3 +72,23 @@ def test_eval_refuses_people_it_would_score_zero(tmp_path):
         res = CliRunner().invoke(main, ["eval", "--ann", str(tmp_path / name), "--oracle",
                                         "-q"])
         assert res.exit_code == 1 and word in res.output, (name, res.output)
+
+
+def test_weights_info_on_a_nan_normalisation_is_one_line(tmp_path):
+    """Issue 21 item 11: ``weights info`` on a checkpoint whose normalisation holds NaN
+    was a traceback."""
+    from openpaf.model import create_model
+    from openpaf.structures import InputNorm
+    from openpaf.weights.checkpoint import save_checkpoint
+    with pytest.raises(ValueError, match="finite"):
+        InputNorm(scale=float("nan"))
+    path = save_checkpoint(tmp_path / "ok.pt", create_model("tiny"), normalisation=InputNorm(),
+                           manifest={}, variant="tiny")
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["normalisation"]["scale"] = float("nan")
+    if "pretrained_cfg" in ckpt:
+        ckpt["pretrained_cfg"]["normalisation"]["scale"] = float("nan")
+    torch.save(ckpt, tmp_path / "nan.pt")
+    res = CliRunner().invoke(main, ["weights", "info", str(tmp_path / "nan.pt")])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1 and "finite" in res.output
