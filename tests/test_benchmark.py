@@ -154,3 +154,23 @@ def test_a_failed_requested_measurement_exits_non_zero(tmp_path, one_thread):
                                     "fp16", "--device", "cpu"])
     assert res.exit_code == 1 and "Traceback" not in res.output, res.output
     assert res.output.strip().splitlines()[-1].startswith("Error: "), res.output
+
+
+def test_video_stages_are_timed_on_a_worker_thread_like_the_run(tmp_path, monkeypatch):
+    """Issue 21: ``benchmark --video`` timed the stages on the main thread (where torch
+    ran 3-6x slower here) and the full run on worker threads, so it claimed 1228 % of
+    the theoretical overlap. Both are timed off the main thread now."""
+    import threading
+    from types import SimpleNamespace
+    from openpaf.benchmark import video
+    threads = []
+
+    def record(*args, **kwargs):       # the warm-up prediction and the stage timing
+        threads.append(threading.current_thread() is threading.main_thread())
+        return dict.fromkeys(video.STAGES, 1.0)
+    monkeypatch.setattr(video, "stage_times", record)
+    monkeypatch.setattr(video, "run_inference",      # predicts on its own worker threads
+                        lambda *a, **k: SimpleNamespace(processed=1, seconds=1.0))
+    monkeypatch.setattr(video, "_read_frames", lambda clip: ([np.zeros((8, 8, 3))], [1.0]))
+    video.benchmark_video(record, tmp_path / "clip.mp4", repeats=1)
+    assert threads and not any(threads), threads
