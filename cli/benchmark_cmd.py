@@ -149,8 +149,9 @@ def benchmark(mode, clip, runtimes, heights, openvino_ir, model, weights, height
     from openpaf import benchmark as bm
     from openpaf.weights import CheckpointError
     say = lambda msg: click.echo(msg, err=True)  # noqa: E731
-    guard_output(json_path, [ann, clip, openvino_ir, weights_or_default(weights)], "--json",
-                 folders=[images, maps_dir])
+    guard_output(json_path, [ann or bm.default_annotations(), clip, openvino_ir,
+                             weights_or_default(weights)], "--json",
+                 folders=[images or bm.default_images_dir(), maps_dir])
     try:
         if save_maps or (no_network and maps_dir):
             report, text = _saved_maps(save_maps, maps_dir, ann or bm.default_annotations(),

@@ -96,3 +96,23 @@ def test_weight_commands_never_replace_their_source(tmp_path, tiny):
              tiny)
     _refused(["weights", "export", tiny, "-o", tiny], tiny)
     _refused(["export", "--onnx", tiny, "-w", tiny], tiny)
+
+
+def test_a_read_only_folder_is_one_line_before_any_work(tmp_path, tiny, monkeypatch):
+    """Item 11: export --onnx, eval --json and benchmark --json into a read-only folder
+    were tracebacks (after the work). Tests run as root here, so the folder's mode is
+    simulated where the guard asks for it."""
+    import openpaf.io.guard as guard
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    monkeypatch.setattr(guard.os, "access", lambda p, mode: Path(p) != ro)
+    from test_data import synthetic_people
+    data = synthetic_people(tmp_path, n_images=1, size=96)
+    for args in (["export", "--onnx", ro / "m.onnx", "-w", tiny],
+                 ["eval", "--ann", data.annotations, "--oracle", "-q", "--json", ro / "r.json"],
+                 ["benchmark", "--no-network", "--ann", data.annotations, "--json",
+                  ro / "r.json"]):
+        res = CliRunner().invoke(main, [str(a) for a in args])
+        assert res.exit_code == 1 and "Traceback" not in res.output, (args, res.output)
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].endswith(f"cannot write in {ro}"), res.output
