@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from .options import load_predictor, model_options
+from .options import guard_output, load_predictor, model_options, weights_or_default
 
 
 def _ints(ctx, param, value):
@@ -12,6 +12,40 @@ def _ints(ctx, param, value):
         return tuple(int(v) for v in str(value).split(",") if v.strip())
     except ValueError:
         raise click.BadParameter("use comma-separated integers, e.g. 1,5,10,20")
+
+
+def _heights(ctx, param, value):
+    heights = _ints(ctx, param, value)
+    if any(h <= 0 or h % 8 for h in heights):
+        raise click.BadParameter("heights must be positive multiples of 8, e.g. 256,368")
+    return heights
+
+
+def _names(choices: str):
+    """Callback for a comma-separated subset of ``openpaf.benchmark.<choices>`` (or
+    'all' where the option allows it): the names as a tuple, unknown ones refused."""
+    def check(ctx, param, value):
+        if value is None or value == "all":
+            return value
+        import openpaf.benchmark as bm
+        known = getattr(bm, choices)
+        names = tuple(v.strip() for v in value.split(",") if v.strip())
+        bad = [n for n in names if n not in known]
+        if bad or not names:
+            raise click.BadParameter(f"unknown {', '.join(bad) or 'empty list'}; choose "
+                                     f"from {', '.join(known)}")
+        return names
+    return check
+
+
+def _errors(report) -> list:
+    """Every ``"error"`` value in a (nested) report: the measurements that failed."""
+    if isinstance(report, dict):
+        return ([report["error"]] if "error" in report else []) + [
+            e for v in report.values() for e in _errors(v)]
+    if isinstance(report, list):
+        return [e for v in report for e in _errors(v)]
+    return []
 
 
 def _sizes(ctx, param, value):
@@ -54,13 +88,15 @@ def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, 
 @click.option("--clip", type=click.Path(exists=True, dir_okay=False), default=None,
               help="With --video: the clip (default: 24 frames made from --images).")
 @click.option("--runtimes", "runtimes", default=None, metavar="LIST",
+              callback=_names("RUNTIMES"),
               help="Compare runtimes on the same weights in one interleaved run instead: "
                    "comma-separated subset of torch, torch-bf16, onnxruntime, openvino, "
                    "openvino-ir ('all' for every one); see also --heights, --openvino-ir.")
-@click.option("--heights", default="", callback=_ints,
+@click.option("--heights", default="", callback=_heights,
               help="With --runtimes: input heights to time, e.g. 256,368,456 (default: "
                    "the weights' own).")
-@click.option("--openvino-ir", "openvino_ir", type=click.Path(dir_okay=False), default=None,
+@click.option("--openvino-ir", "openvino_ir", type=click.Path(exists=True, dir_okay=False),
+              default=None,
               help="With --runtimes: the IR that openvino-ir runs as it is (default: Intel's "
                    "INT8 human-pose-estimation-0001 in ../shared/models).")
 @click.option("--model", default="cmu_vgg19", show_default=True,
@@ -69,22 +105,23 @@ def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, 
 @click.option("--images", type=click.Path(exists=True, file_okay=False), default=None,
               help="Image folder. Default: ../shared/data/coco/val if present, else "
                    "synthetic JPEGs.")
-@click.option("--max-images", type=int, default=4, show_default=True,
+@click.option("--max-images", type=click.IntRange(min=1), default=4, show_default=True,
               help="Use the first N images.")
 @click.option("--people", default="1,5,10,20", show_default=True, callback=_ints,
               help="Synthetic crowd sizes for the decoder table ('' to skip).")
-@click.option("--warmup", type=int, default=1, show_default=True,
+@click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True,
               help="Untimed passes over the images.")
-@click.option("--repeats", type=int, default=3, show_default=True,
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
               help="Timed passes over the images (rounds per path with --cpu-paths, "
                    "decodes per image with --maps).")
-@click.option("--decode-repeats", type=int, default=10, show_default=True,
+@click.option("--decode-repeats", type=click.IntRange(min=1), default=10, show_default=True,
               help="Timed decodes per synthetic crowd.")
-@click.option("--batch", type=int, default=1, show_default=True,
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images per network call.")
 @click.option("--no-optimize", is_flag=True,
               help="Run the model as given (no BN folding / channels_last conversion).")
-@click.option("--threads", type=int, default=None, help="torch.set_num_threads(N).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch.set_num_threads(N), N >= 1.")
 @click.option("--no-network", is_flag=True,
               help="Decoder only: oracle maps of --ann and the synthetic crowds.")
 @click.option("--ann", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -100,7 +137,7 @@ def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, 
                    "against --ann (COCO AP, decode ms median; --preset picks the settings).")
 @click.option("--sizes", default="368x368,368x656", show_default=True, callback=_sizes,
               help="With --cpu-paths: input sizes HEIGHTxWIDTH.")
-@click.option("--paths", default=None,
+@click.option("--paths", default=None, callback=_names("CPU_PATHS"),
               help="With --cpu-paths: comma-separated subset of eager_fp32, inference_mode, "
                    "channels_last, threads_1, bn_folded, jit_freeze, "
                    "jit_optimize_for_inference, bf16_autocast, bf16_autocast_channels_last, "
@@ -121,14 +158,16 @@ def benchmark(mode, live_fps, live_seconds, clip, runtimes, heights, openvino_ir
     from openpaf import benchmark as bm
     from openpaf.weights import CheckpointError
     say = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    guard_output(json_path, [ann or bm.default_annotations(), clip, openvino_ir,
+                             weights_or_default(weights)], "--json",
+                 folders=[images or bm.default_images_dir(), maps_dir])
     try:
         if save_maps or (no_network and maps_dir):
             report, text = _saved_maps(save_maps, maps_dir, ann or bm.default_annotations(),
                                        images, weights, height, flip, device, preset,
                                        repeats, say)
         elif runtimes:
-            chosen = bm.RUNTIMES if runtimes == "all" else tuple(
-                r.strip() for r in runtimes.split(",") if r.strip())
+            chosen = bm.RUNTIMES if runtimes == "all" else runtimes
             paths_ = (bm.list_images(images or bm.default_images_dir(), max_images))
             report = bm.compare_runtimes(paths_, weights, runtimes=chosen,
                                          heights=heights or (height,), ir=openvino_ir,
@@ -147,7 +186,7 @@ def benchmark(mode, live_fps, live_seconds, clip, runtimes, heights, openvino_ir
                 report = bm.run_video_benchmark(options, clip, images, repeats=repeats)
                 text = bm.format_video(report)
         elif mode == "cpu-paths":
-            chosen = tuple(p.strip() for p in paths.split(",")) if paths else bm.CPU_PATHS
+            chosen = paths or bm.CPU_PATHS
             if threads is not None:
                 import torch
                 torch.set_num_threads(threads)
@@ -165,9 +204,17 @@ def benchmark(mode, live_fps, live_seconds, clip, runtimes, heights, openvino_ir
                 ann=ann, preset=preset, seed=seed)
             report = bm.run_benchmark(options, progress=say)
             text = bm.format_report(report)
-    except (CheckpointError, ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc))
+    except (CheckpointError, ValueError, OSError, RuntimeError, ImportError) as exc:
+        raise click.ClickException(" ".join(str(exc).split()) or type(exc).__name__)
     click.echo(text)
     if json_path:
-        bm.write_json(json_path, report)
+        try:
+            bm.write_json(json_path, report)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {json_path}: {exc.strerror or exc}")
+    failed = _errors(report) if (runtimes not in (None, "all") or paths) else []
+    if failed:
+        raise click.ClickException(f"{len(failed)} requested measurement"
+                                   f"{' failed' if len(failed) == 1 else 's failed'} "
+                                   "(see the table)")
         click.echo(f"report written to {json_path}")

@@ -3,7 +3,7 @@ import json
 
 import click
 
-from .options import load_predictor, model_options
+from .options import guard_output, load_predictor, model_options, weights_or_default
 
 
 @click.command("eval")
@@ -23,8 +23,10 @@ from .options import load_predictor, model_options
               help="Write the report (AP table, decode_ms, failure classes) here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--strict", is_flag=True,
-              help="Refuse to score when an image cannot be read (default: leave it and "
-                   "its people out of the score, say so, and exit with code 2).")
+              help="Refuse to score when an image cannot be read or decodes to a size "
+                   "other than its annotation's (default: leave it and its people out "
+                   "of the score, say so, and exit with code 2). Photos annotated on "
+                   "their stored pixels (EXIF orientation) are scored in that frame.")
 @click.pass_context
 def eval_cmd(ctx, ann, images, weights, height, scales, flip, accurate, device, preset,
              backend, precision,
@@ -32,9 +34,11 @@ def eval_cmd(ctx, ann, images, weights, height, scales, flip, accurate, device, 
     """Evaluate keypoint AP (COCOeval, OKS) on a COCO-format annotation file.
 
     Exit codes: 0 scored; 1 error (bad file, no readable image); 2 scored, but some
-    images were unreadable and left out."""
+    images were unreadable or of another size than annotated, and left out."""
     from openpaf.evaluate import ORACLE_HEIGHT, evaluate, format_report
     from openpaf.io.atomic import atomic_write_text
+    guard_output(json_path, [ann, None if oracle else weights_or_default(weights)], "--json",
+                 folders=[images])
     predictor = None
     if not oracle:
         if images is None:
@@ -55,7 +59,10 @@ def eval_cmd(ctx, ann, images, weights, height, scales, flip, accurate, device, 
         report["weights"] = str(predictor.weights_path)
     click.echo(format_report(report))
     if json_path:
-        atomic_write_text(json_path, json.dumps(report, indent=2))
+        try:
+            atomic_write_text(json_path, json.dumps(report, indent=2))
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {json_path}: {exc.strerror or exc}")
         click.echo(f"report written to {json_path}")
-    if report.get("unreadable_images"):
+    if report.get("unreadable_images") or report.get("size_mismatch"):
         ctx.exit(2)

@@ -1,6 +1,8 @@
 """``openpaf export``: write the network as ONNX (verified against torch)."""
 import click
 
+from .options import guard_output, weights_or_default
+
 
 @click.command("export")
 @click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False),
@@ -30,6 +32,7 @@ def export(onnx_path, weights, model, height, width, opset, half, no_verify):
     from openpaf.weights import CheckpointError, load_default, load_weights
     if weights and model:
         raise click.UsageError("give --weights or --model, not both")
+    guard_output(onnx_path, [] if model else [weights_or_default(weights)], "--onnx")
     try:
         if model:
             from openpaf.model import create_model, get_pretrained_cfg
@@ -41,6 +44,6 @@ def export(onnx_path, weights, model, height, width, opset, half, no_verify):
         report = export_onnx(net, onnx_path, normalisation=pre.normalisation,
                              pretrained=pre, height=height or pre.height, width=width,
                              opset=opset, half=half, verify=not no_verify)
-    except (CheckpointError, ExportError, ValueError) as exc:
-        raise click.ClickException(str(exc))
+    except (CheckpointError, ExportError, ValueError, OSError) as exc:
+        raise click.ClickException(" ".join(str(exc).split()) or type(exc).__name__)
     click.echo(report.summary())

@@ -13,6 +13,7 @@ from openpaf.runner import InferOptions
 from openpaf.train.dist import launch_rank, launcher_device, world_size
 
 from .options import load_predictor, model_options
+from .options import finite_number
 
 _DEFAULTS = InferOptions()
 _OPENPOSE = _DEFAULTS.openpose
@@ -105,7 +106,7 @@ def _parse_shard(ctx, param, value):
 @click.option("--number-people-max", type=click.IntRange(min=1), default=None, metavar="N",
               help="Keep the N highest-scoring people per frame (OpenPose "
                    "--number_people_max). [default: all]")
-@click.option("--render-threshold", type=click.FloatRange(min=0.0),
+@click.option("--render-threshold", type=float, callback=finite_number(0),
               default=_DEFAULTS.render_threshold, show_default=True, metavar="T",
               help="Do not draw keypoints with confidence <= T, nor limbs touching one "
                    "(OpenPose --render_threshold, 0.05 there); 0 draws every found point.")

@@ -3,8 +3,34 @@ import click
 
 from openpaf import __version__
 
+# Exit code of a usage error (bad option or argument): EX_USAGE, apart from 1 (error) and
+# 2 (infer/eval: some inputs failed), which click would otherwise share.
+USAGE_EXIT = 64
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Group(click.Group):
+    """A command group whose usage errors, wherever raised, exit with ``USAGE_EXIT``, and
+    whose commands exit 130 on Ctrl-C."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as e:
+            e.exit_code = USAGE_EXIT
+            raise
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            e.exit_code = USAGE_EXIT
+            raise
+        except KeyboardInterrupt:               # Ctrl-C: 130 in every command, as infer
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="openpaf")
 def main():
     """openpaf: multi-person pose estimation with Part Affinity Fields."""

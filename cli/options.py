@@ -1,4 +1,5 @@
 """Click options shared by several verbs (one definition each)."""
+import math
 import re
 
 import click
@@ -18,6 +19,19 @@ def parse_scales(ctx, param, value):
     return scales
 
 
+def finite_number(minimum: float, strict: bool = False):
+    """Click callback: a finite number >= ``minimum`` (> with ``strict``); None passes.
+    ``click.FloatRange`` lets nan and inf through."""
+    def check(ctx, param, value):
+        if value is None:
+            return None
+        if not math.isfinite(value) or (value <= minimum if strict else value < minimum):
+            raise click.BadParameter(f"must be a finite number {'>' if strict else '>='} "
+                                     f"{minimum:g}, got {value}")
+        return value
+    return check
+
+
 def parse_device(ctx, param, value):
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
         raise click.BadParameter("expected auto, cpu, cuda or cuda:N")
@@ -35,7 +49,7 @@ def model_options(f):
                           "(or $OPENPAF_WEIGHTS)."),
         click.option("--height", type=int, default=None,
                      help="Network input height in pixels at scale 1 (multiple of 8). "
-                          "Default: the weights' own (368 for the default model). Larger "
+                          "Default: the weights' own (456 for the default model). Larger "
                           "finds smaller people; network time grows with its square."),
         click.option("--scales", default=None, callback=parse_scales,
                      help="Comma-separated input scales whose maps are averaged, "
@@ -79,3 +93,22 @@ def load_predictor(weights, **kwargs):
         return Predictor.from_checkpoint(None if weights is None else str(weights), **kwargs)
     except (CheckpointError, ValueError, OSError, RuntimeError, ImportError) as e:
         raise click.ClickException(" ".join(str(e).split()) or type(e).__name__) from None
+
+
+def guard_output(path, inputs=(), label="output", folders=()):
+    """``io.guard.check_output`` (an output is never an input, nor unwritable) as a one-line
+    ``ClickException``; ``path`` None = nothing written. Weight files bring their IR
+    companions (``.xml`` + ``.bin``)."""
+    from openpaf.io.guard import OutputError, check_output, companions
+    if path is None:
+        return
+    try:
+        check_output(path, [p for i in inputs for p in companions(i)], label, folders)
+    except OutputError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def weights_or_default(weights):
+    """The weight file a command reads: ``weights``, else the default weights' path."""
+    from openpaf.weights import default_weights_path
+    return weights if weights is not None else default_weights_path()

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import click
 
+from .options import finite_number
+
 # CLI option name -> TrainConfig field, for the options that override the recipe.
 _OVERRIDES = ("model", "init", "epochs", "max_steps", "batch_size", "lr", "optimizer",
               "schedule", "warmup_steps", "input_size", "amp", "workers", "seed", "device",
@@ -32,11 +34,12 @@ _OVERRIDES = ("model", "init", "epochs", "max_steps", "batch_size", "lr", "optim
 @click.option("--max-steps", type=int, default=None,
               help="Optimizer steps (with --epochs, the smaller wins).")
 @click.option("--batch-size", type=int, default=None, help="Images per step per process.")
-@click.option("--lr", type=float, default=None, help="Base learning rate.")
+@click.option("--lr", type=float, default=None, callback=finite_number(0, strict=True),
+              help="Base learning rate.")
 @click.option("--teacher", type=click.Path(dir_okay=False), default=None,
               help="Self-distillation: also pull every stage towards these weights' "
                    "flip-averaged maps on every pixel (e.g. weights/default.pt).")
-@click.option("--teacher-weight", type=float, default=None,
+@click.option("--teacher-weight", type=float, default=None, callback=finite_number(0),
               help="Weight of the teacher term (default 1).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None)
 @click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]), default=None)
@@ -78,7 +81,8 @@ def train(data, val, out, recipe, resume, stop_after, show_samples, num_samples,
 
     from openpaf.weights import CheckpointError
     from openpaf.data.coco import parse_data_arg
-    from openpaf.train import get_recipe, resume_info, show_samples as write_samples
+    from openpaf.train import get_recipe, resume_conflicts, resume_info
+    from openpaf.train import show_samples as write_samples
     from openpaf.train import train as run
 
     overrides = {k: options[k] for k in _OVERRIDES if options.get(k) is not None}
@@ -86,6 +90,12 @@ def train(data, val, out, recipe, resume, stop_after, show_samples, num_samples,
         specs = [s for arg in data for s in parse_data_arg(arg)]
         if resume:
             info = resume_info(resume)
+            fixed = resume_conflicts(info.config, overrides)
+            if fixed:
+                names = ", ".join("--" + k.replace("_", "-") for k in fixed)
+                raise click.UsageError(f"{names}: a resumed run keeps its recorded value "
+                                       "(restored optimizer, schedule and RNG states); start "
+                                       "a new run, e.g. --init checkpoint:LAST.pt")
             config = dataclasses.replace(info.config, **overrides)
             specs = specs or info.data
             val = val or info.val

@@ -1,6 +1,8 @@
 """``openpaf weights``: import foreign weights, export to CMU layout, inspect, pack."""
 import click
 
+from .options import guard_output
+
 
 @click.group("weights")
 def weights():
@@ -24,6 +26,7 @@ def import_cmd(src, output, half):
     """
     from openpaf.weights import CheckpointError
     from openpaf.weights.formats import import_weights
+    guard_output(output, [src], "--output")
     try:
         imported = import_weights(src, output, half=half)
     except (CheckpointError, OSError) as exc:
@@ -55,6 +58,7 @@ def export_cmd(src, output, fmt):
     from openpaf.weights import CheckpointError
     module, name = _EXPORTERS[fmt]
     export = getattr(importlib.import_module(module), name)
+    guard_output(output, [src], "--output")
     try:
         path = export(src, output)
     except (CheckpointError, OSError) as exc:
@@ -74,6 +78,19 @@ def info_cmd(path):
         raise click.ClickException(str(exc))
     for line in describe(loaded):
         click.echo(line)
+
+
+def _scorer(pairs, quiet):
+    """``pack``'s ``score``: ``openpaf eval``'s code with the weights' own defaults (their
+    height and flip, one scale, fp32) on every ``(annotations, images)`` pair; unreadable
+    images are refused, never scored."""
+    def score(path):
+        from openpaf.evaluate import evaluate
+        from openpaf.predict import Predictor
+        predictor = Predictor.from_checkpoint(str(path), device="cpu")
+        return [evaluate(ann, images, predictor=predictor, progress=not quiet, strict=True)
+                for ann, images in pairs]
+    return score
 
 
 @weights.command("pack")
@@ -112,9 +129,13 @@ def pack_cmd(src, output, evals, name, description, fp32, manifest_json, height,
         pairs = [parse_val(spec, "--eval") for spec in evals]
     except (ValueError, FileNotFoundError) as exc:
         raise click.BadParameter(str(exc), param_hint="--eval")
+    anns = [ann for ann, _ in pairs]
+    guard_output(output, [src, *anns], "--output")
+    guard_output(manifest_json, [src, output, *anns], "--manifest-json")
     try:
-        manifest = pack(src, output, evals=pairs, name=name, description=description,
-                        half=not fp32, manifest_json=manifest_json, progress=not quiet,
+        manifest = pack(src, output, score=_scorer(pairs, quiet) if pairs else None,
+                        name=name, description=description,
+                        half=not fp32, manifest_json=manifest_json,
                         height=height, flip=flip)
     except (CheckpointError, OSError, ValueError) as exc:
         raise click.ClickException(" ".join(str(exc).split()))

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from .data.records import gt_keypoints, load_ground_truth
 from .data.targets import TargetParams, render_targets
 from .decode import DecodeParams, decode, get_params
+from .io.orientation import annotation_frame, orientation_matrix, read_orientation
 from .io.writers import coco_results
 from .preprocess import geometry
 
@@ -131,8 +132,8 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
     """
     if max_images is not None and max_images < 1:
         raise ValueError(f"max_images must be >= 1, got {max_images}")
-    if not oracle_noise >= 0:
-        raise ValueError(f"oracle_noise must be >= 0, got {oracle_noise}")
+    if not 0 <= oracle_noise < float("inf"):
+        raise ValueError(f"oracle_noise must be a finite number >= 0, got {oracle_noise}")
     coco = load_ground_truth(ann_file, check_annotations=True)
     image_ids = sorted(coco.getImgIds())[:max_images]
     if not image_ids:
@@ -151,6 +152,7 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
               else decode_params if isinstance(decode_params, DecodeParams)
               else get_params(decode_params))
     results, decode_ms, network_ms = [], [], []
+    rotated, mismatched = 0, {}
     rng = np.random.default_rng(seed)
     for image_id in tqdm([i for i in image_ids if i not in failed], desc="eval", unit="img",
                          disable=not progress):
@@ -172,13 +174,23 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
                 failed[image_id] = f"{path}: {exc}"
                 _unreadable(failed, len(image_ids), images_dir, strict)
                 continue
+            back, mismatch = _annotation_frame(path, image, info)
+            if mismatch:
+                if strict:
+                    raise ValueError(f"{mismatch}: size differs from the annotation "
+                                     "(--strict); no score recorded")
+                mismatched[image_id] = mismatch
+                continue
+            rotated += back is not None
             det = predictor(image)
             t = predictor.last_timings
             decode_ms.append(t["resize"] + t["peaks"] + t["limbs"] + t["assembly"])
             network_ms.append(t["network"])
+            results.extend(_mapped(coco_results(image_id, det), back))
+            continue
         results.extend(coco_results(image_id, det))
     _unreadable(failed, len(image_ids), images_dir, strict, done=True)
-    scored = [i for i in image_ids if i not in failed]
+    scored = [i for i in image_ids if i not in failed and i not in mismatched]
     people = sum(len(gt_keypoints(coco, i)) for i in scored)
     if not people:
         raise ValueError(f"{ann_file}: no annotated people in the {len(scored)} images "
@@ -200,7 +212,36 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
     else:
         report["network_ms"] = _ms_summary(network_ms)
         report["unreadable_images"] = list(failed.values())
+        report["size_mismatch"] = list(mismatched.values())
+        report["exif_rotated"] = rotated
     return report
+
+
+def _annotation_frame(path: Path, image: np.ndarray, info: dict):
+    """``(matrix, mismatch)``: the 3x3 affine taking upright detections to the
+    annotation's frame (None: the same frame), and a one-line reason when the decoded
+    size is neither the annotation's nor, under the EXIF rule (``io.orientation``), its
+    transpose."""
+    size, annotated = (image.shape[1], image.shape[0]), (info["width"], info["height"])
+    if size == annotated:
+        return None, None
+    orientation = read_orientation(path)
+    if size == annotated[::-1] and annotation_frame(size, annotated, orientation) == "stored":
+        return np.linalg.inv(orientation_matrix(orientation, annotated)), None
+    return None, (f"{path}: decoded {size[0]}x{size[1]}, the annotation says "
+                  f"{annotated[0]}x{annotated[1]}")
+
+
+def _mapped(results: list[dict], matrix) -> list[dict]:
+    """COCO results with their found keypoints mapped by the 3x3 affine ``matrix``."""
+    if matrix is None:
+        return results
+    for r in results:
+        k = np.array(r["keypoints"], np.float64).reshape(-1, 3)
+        found = k[:, 2] > 0
+        k[found, :2] = k[found, :2] @ matrix[:2, :2].T + matrix[:2, 2]
+        r["keypoints"] = [round(float(v), 3) for v in k.reshape(-1)]
+    return results
 
 
 def _unreadable(failed: dict, total: int, images_dir, strict: bool,
@@ -228,6 +269,13 @@ def format_report(report: dict) -> str:
     lines.append(f"missed people: {f['missed']} (fewer than 4 keypoints {f['few_keypoints']}, "
                  f"no neck {f['no_neck']}, other {f['other']}); found but imprecise "
                  f"(OKS < 0.75): {f['imprecise']}")
+    if report.get("exif_rotated"):
+        lines.append(f"scored in the annotations' frame: {report['exif_rotated']} photos "
+                     "annotated on their stored pixels (EXIF orientation)")
+    odd = report.get("size_mismatch")
+    if odd:
+        lines.append(f"size differs from the annotation: {len(odd)} images, left out of the "
+                     f"score with their people (first: {odd[0]})")
     bad = report.get("unreadable_images")
     if bad:
         lines.append(f"unreadable images: {len(bad)}, left out of the score with their "

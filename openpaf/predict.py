@@ -171,6 +171,9 @@ class Predictor:
                  device: str | torch.device | None = "auto", max_side: int | None = 4096,
                  precision: str = "fp32", optimize: bool = True,
                  gpu_peaks: bool | None = None, keep_maps: bool = False):
+        if not callable(getattr(model, "predict", None)):
+            raise TypeError(f"Predictor needs a model, got {type(model).__name__}; for "
+                            "weights use Predictor.from_checkpoint(path or None)")
         pre = pretrained if pretrained is not None else PretrainedCfg()
         normalisation = pre.normalisation if normalisation is None else normalisation
         height = pre.height if height is None else height
@@ -182,6 +185,9 @@ class Predictor:
             raise ValueError(f"height must be a positive multiple of 8, got {height}")
         if not scales or not all(0 < s < math.inf for s in scales):
             raise ValueError(f"scales must be positive numbers, got {list(scales)}")
+        if height * min(scales) < 8:
+            raise ValueError(f"height x scale = {height * min(scales):g} px is less than "
+                             "one map cell (8 px): use larger scales")
         if max_side is not None and height * max(scales) > max_side:
             raise ValueError(f"height x scale = {height * max(scales):g} px exceeds the "
                              f"{max_side} px input limit")

@@ -1,6 +1,7 @@
 """Small typed structures that cross module boundaries (decoder -> tracker -> writers)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Optional
 
@@ -153,6 +154,9 @@ class InputNorm:
     def __post_init__(self):
         if self.channel_order not in ("BGR", "RGB"):
             raise ValueError(f"channel_order must be BGR or RGB, got {self.channel_order!r}")
+        if not (math.isfinite(self.scale) and self.scale != 0 and math.isfinite(self.offset)):
+            raise ValueError(f"normalisation scale and offset must be finite (scale not 0), "
+                             f"got {self.scale}, {self.offset}")
 
     def to_dict(self) -> dict:
         return {"channel_order": self.channel_order, "scale": self.scale,

@@ -280,13 +280,13 @@ def test_three_shards_cover_every_input_once(tmp_path, monkeypatch):
     assert auto == per_shard[1]
     assert r.exit_code == (2 if specs[-1] in auto else 0), r.output  # (missing.jpg fails)
     r = CliRunner().invoke(main, ["infer", str(a), "-o", str(tmp_path / "x"), "-q"])
-    assert r.exit_code == 2 and "--shard auto" in r.output
+    assert r.exit_code == 64 and "--shard auto" in r.output
     monkeypatch.delenv("RANK")
     r = CliRunner().invoke(main, ["infer", str(a), "--shard", "auto"])
-    assert r.exit_code == 2 and "RANK" in r.output
+    assert r.exit_code == 64 and "RANK" in r.output
     for bad in ("3/3", "1", "a/b", "-1/2"):
         r = CliRunner().invoke(main, ["infer", str(a), "--shard", bad])
-        assert r.exit_code == 2 and "shard" in r.output, bad
+        assert r.exit_code == 64 and "shard" in r.output, bad
 
 
 # ---------------------------------------------------------------------------------------

@@ -81,6 +81,8 @@ def test_cpu_paths_comparison_runs_and_records_errors():
 
 
 def test_runtimes_compared_in_one_run(tmp_path, one_thread):
+    pytest.importorskip("onnxruntime", reason="optional extra (pip install -e '.[onnx]'); "
+                        "compares torch with onnxruntime")
     from openpaf.benchmark import compare_runtimes, format_runtimes, lively_init
     from openpaf.model import create_model
     from openpaf.structures import InputNorm
@@ -116,3 +118,59 @@ def test_video_benchmark_times_stages_and_both_pipelines(tmp_path, one_thread):
     slowest = max(report["stages_ms"].values())
     assert report["fps_bound_slowest_stage"] == pytest.approx(1e3 / slowest, rel=0.01)
     assert "FPS overlap" in format_video(report)
+
+
+def test_bad_options_are_refused_up_front(tmp_path):
+    """Issue 21 items 11, 13: --runtimes bogus, --heights 7, a missing --openvino-ir,
+    --paths bogus and --threads 0 showed an error in the table (or a traceback) and
+    exited 0; now each is a usage error before anything is timed."""
+    from openpaf_cli.main import USAGE_EXIT
+    for args, word in ((["--runtimes", "torch,bogus"], "bogus"),
+                       (["--runtimes", "torch", "--heights", "7"], "multiples of 8"),
+                       (["--runtimes", "openvino-ir", "--openvino-ir",
+                         str(tmp_path / "missing.xml")], "missing.xml"),
+                       (["--cpu-paths", "--paths", "eager_fp32,bogus"], "bogus"),
+                       (["--threads", "0"], "--threads"), (["--threads", "-2"], "--threads"),
+                       (["--repeats", "0"], "--repeats")):
+        res = CliRunner().invoke(main, ["benchmark", *args])
+        assert res.exit_code == USAGE_EXIT, (args, res.output)
+        assert word in res.output and "Traceback" not in res.output, (args, res.output)
+
+
+def test_a_failed_requested_measurement_exits_non_zero(tmp_path, one_thread):
+    """``--cpu-paths --paths`` naming a path that cannot run printed its error and
+    exited 0; ``--precision fp16`` on CPU was a traceback."""
+    res = CliRunner().invoke(main, ["benchmark", "--cpu-paths", "--model", "tiny", "--sizes",
+                                    "32x48", "--repeats", "1", "--paths",
+                                    "eager_fp32,bn_folded", "--json",
+                                    str(tmp_path / "r.json")])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert "1 requested measurement failed" in res.output
+    assert (tmp_path / "r.json").exists()                  # the report is still written
+    synthetic_images(tmp_path / "img", 1, size=(96, 64))
+    res = CliRunner().invoke(main, ["benchmark", "--model", "tiny", "--images",
+                                    str(tmp_path / "img"), "--height", "64", "--repeats",
+                                    "1", "--warmup", "0", "--people", "", "--precision",
+                                    "fp16", "--device", "cpu"])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert res.output.strip().splitlines()[-1].startswith("Error: "), res.output
+
+
+def test_video_stages_are_timed_on_a_worker_thread_like_the_run(tmp_path, monkeypatch):
+    """Issue 21: ``benchmark --video`` timed the stages on the main thread (where torch
+    ran 3-6x slower here) and the full run on worker threads, so it claimed 1228 % of
+    the theoretical overlap. Both are timed off the main thread now."""
+    import threading
+    from types import SimpleNamespace
+    from openpaf.benchmark import video
+    threads = []
+
+    def record(*args, **kwargs):       # the warm-up prediction and the stage timing
+        threads.append(threading.current_thread() is threading.main_thread())
+        return dict.fromkeys(video.STAGES, 1.0)
+    monkeypatch.setattr(video, "stage_times", record)
+    monkeypatch.setattr(video, "run_inference",      # predicts on its own worker threads
+                        lambda *a, **k: SimpleNamespace(processed=1, seconds=1.0))
+    monkeypatch.setattr(video, "_read_frames", lambda clip: ([np.zeros((8, 8, 3))], [1.0]))
+    video.benchmark_video(record, tmp_path / "clip.mp4", repeats=1)
+    assert threads and not any(threads), threads

@@ -217,3 +217,14 @@ def test_refusing_an_unsafe_file_does_not_advise_loading_it_unsafely(tmp_path):
         assert "refusing to load" in msg and "argparse.Namespace" in msg, msg
         assert "weights_only" not in msg and "can still be loaded" not in msg
         assert "\n" not in msg and "\x1b" not in msg
+
+
+def test_torch_load_errors_always_give_a_reason():
+    """Issue 21: ``cannot read as a torch file ()`` had an empty reason; a junk file gave
+    a bare ``(101)``."""
+    from openpaf.weights.checkpoint import torch_load_error
+    for exc in (RuntimeError("Weights only load failed. WeightsUnpickler error: \n"),
+                RuntimeError("\x1b[0m"), EOFError(), KeyError(101)):
+        text = torch_load_error(exc)
+        assert not text.endswith("()") and re.search(r"\(\w[^)]*\)$", text), text
+        assert type(exc).__name__ in text or "WeightsUnpickler" in str(exc), text

@@ -202,7 +202,7 @@ def test_number_people_max(tmp_path, monkeypatch, frames):
     assert len(det.top(5)) == 3
     bad = infer(monkeypatch, StaticPredict(), ["--number-people-max", "0"], frames,
                 tmp_path / "bad")
-    assert bad.exit_code == 2
+    assert bad.exit_code == 64
 
 
 def test_render_threshold(tmp_path, monkeypatch, frames):
@@ -293,7 +293,7 @@ def test_write_json_folder_holds_only_keypoint_files(tmp_path, monkeypatch, fram
     assert again.exit_code == 0 and resumed.calls == 0
     bad = infer(monkeypatch, StaticPredict(), ["--write-json", str(tmp_path / "j"),
                                                "--no-json"], frames, tmp_path / "o2")
-    assert bad.exit_code == 2 and "--write-json" in bad.output
+    assert bad.exit_code == 64 and "--write-json" in bad.output
 
 
 def test_resume_rereads_body25_json(tmp_path, monkeypatch, frames):

@@ -203,3 +203,17 @@ def test_fixture_is_what_the_runtime_gives_when_openvino_is_installed():
     heatmaps, pafs = tool.run(compiled, x)
     np.testing.assert_allclose(heatmaps, fixture["heatmaps_0"], atol=2e-3)
     np.testing.assert_allclose(pafs, fixture["pafs_0"], atol=2e-3)
+
+
+def test_ir_reading_is_apart_from_matching_onto_our_modules():
+    """Issue 21 tidy-up: openvino_ir.py (607 lines) read the IR graph and matched it onto
+    the model; the graph reader is now its own module, without torch or the model."""
+    import ast
+    from openpaf.weights.formats import openvino_ir, openvino_ir_graph
+    tree = ast.parse(Path(openvino_ir_graph.__file__).read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+             for a in n.names} | {n.module or "" for n in ast.walk(tree)
+                                  if isinstance(n, ast.ImportFrom)}
+    assert not any(n.startswith(("torch", "model")) or "model" in n for n in names), names
+    for module in (openvino_ir, openvino_ir_graph):
+        assert len(Path(module.__file__).read_text().splitlines()) < 450

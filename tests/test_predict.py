@@ -161,7 +161,7 @@ def test_sizes_beyond_the_input_limit_and_nan_scales_are_refused():
         with pytest.raises(ValueError, match=word):
             Predictor(net, device="cpu", **kwargs)
     res = CliRunner().invoke(main, ["infer", "x.jpg", "--scales", "nan"])
-    assert res.exit_code == 2 and "scales must be positive" in res.output
+    assert res.exit_code == 64 and "scales must be positive" in res.output
 
 
 def test_torch_peaks_equal_numpy_peaks():

@@ -98,7 +98,7 @@ def test_pack_errors_are_one_line(tmp_path):
     assert "Traceback" not in res.output
     res = CliRunner().invoke(main, ["weights", "pack", str(bad), "-o", str(tmp_path / "o.pt"),
                                     "--eval", "nope.json"])
-    assert res.exit_code == 2 and "--eval" in res.output
+    assert res.exit_code == 64 and "--eval" in res.output
 
 
 # ---------------------------------------------------------------------------------------
@@ -152,3 +152,34 @@ def test_pack_refuses_a_score_from_unreadable_images_and_nan_weights(two_runs, t
                                         str(tmp_path / "o"), "-w", str(tmp_path / "nan.pt"),
                                         "--device", "cpu", "-q"])
     assert res.exit_code == 1 and "NaN" in res.output, res.output     # not 0 people, rc 0
+
+
+def test_pack_writes_the_weights_and_the_manifest_json_or_neither(tmp_path):
+    """Issue 21: an unwritable --manifest-json replaced the output .pt, then exited 1.
+    And weights/pack.py no longer reaches up to openpaf.predict: the caller passes the
+    evaluation."""
+    import ast
+    from pathlib import Path
+    import torch
+    from openpaf.model import create_model
+    from openpaf.structures import InputNorm
+    from openpaf.weights.checkpoint import save_checkpoint
+    from openpaf.weights.pack import pack
+    source = ast.parse(Path(pack.__code__.co_filename).read_text())
+    imported = {n.module or "" for n in ast.walk(source) if isinstance(n, ast.ImportFrom)}
+    assert not any(m.endswith(("predict", "evaluate")) for m in imported), imported
+    torch.manual_seed(0)
+    src = save_checkpoint(tmp_path / "src.pt", create_model("tiny"), normalisation=InputNorm(),
+                          manifest={"name": "tiny"}, variant="tiny")
+    out = tmp_path / "out.pt"
+    out.write_bytes(b"the earlier file")
+    (tmp_path / "file.txt").write_text("not a folder")
+    with pytest.raises(OSError):
+        pack(src, out, manifest_json=tmp_path / "file.txt" / "m.json")
+    assert out.read_bytes() == b"the earlier file"
+    seen = []
+    manifest = pack(src, out, manifest_json=tmp_path / "m.json",
+                    score=lambda path: seen.append(Path(path).is_file()) or [
+                        {"annotations": "a.json", "AP": 0.5, "images": 1, "people": 1}])
+    assert seen == [True] and manifest["eval"][0]["AP"] == 0.5
+    assert json.loads((tmp_path / "m.json").read_text())["eval"][0]["AP"] == 0.5

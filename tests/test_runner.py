@@ -272,11 +272,11 @@ def test_cli_exit_codes_with_fake_predictor(folder, tmp_path, monkeypatch):
     assert r.output.strip().splitlines() == [
         f"skipped {folder / 'text.jpg'}: not an image (cannot decode)"]
     r = runner.invoke(_cli(), ["infer", good, "--scales", "0.5,x"])
-    assert r.exit_code == 2 and "scales" in r.output
+    assert r.exit_code == 64 and "scales" in r.output
     for bad, word in ((["--json-format", "openpose,xml"], "xml"), (["--device", "gpu"],
                                                                    "device")):
         r = runner.invoke(_cli(), ["infer", good, *bad])
-        assert r.exit_code == 2 and word in r.output, r.output
+        assert r.exit_code == 64 and word in r.output, r.output
     r = runner.invoke(_cli(), ["infer", good, "-o", str(tmp_path / "d"), "-q", "--no-json",
                                "--json-format", "jsonl", "--json-format", "coco",
                                "--device", "cpu"])

@@ -311,3 +311,36 @@ def test_distillation_pulls_towards_the_teachers_flip_averaged_maps(tmp_path, on
                    progress=False, log=_quiet)
     assert result.steps == 3 and np.isfinite([loss for _, loss in result.losses]).all()
     assert read_checkpoint(result.last)["manifest"]["train_config"]["teacher"] == str(path)
+
+
+def test_resume_refuses_options_it_cannot_apply(tmp_path):
+    """Issue 21 item 12: ``--resume`` with ``--model`` or ``--lr`` ignored them but wrote
+    them into last.pt's config and manifest. Now: refused in one line, record unchanged;
+    the same value, or the run length, is fine. Also ``--teacher-weight -5`` is refused."""
+    from openpaf_cli.main import USAGE_EXIT
+    spec = synthetic_people(tmp_path, n_images=2, size=96)
+    run = tmp_path / "run"
+    base = ["--workers", "0", "--quiet"]
+    res = CliRunner().invoke(main, ["train", "--data", f"{spec.annotations}:{spec.images}",
+                                    "--recipe", "tiny", "--input-size", "64", "--batch-size",
+                                    "2", "--max-steps", "4", "--stop-after", "1", "--lr",
+                                    "0.001", "--out", str(run), *base])
+    assert res.exit_code == 0, res.output
+    before = (run / "last.pt").read_bytes()
+    for extra, word in ((["--lr", "0.5"], "--lr"), (["--model", "small"], "--model"),
+                        (["--batch-size", "1"], "--batch-size"), (["--seed", "9"], "--seed")):
+        res = CliRunner().invoke(main, ["train", "--resume", str(run), *extra, *base])
+        assert res.exit_code == USAGE_EXIT and word in res.output, (extra, res.output)
+        assert "Traceback" not in res.output
+        assert (run / "last.pt").read_bytes() == before
+    res = CliRunner().invoke(main, ["train", "--resume", str(run), "--lr", "0.001",
+                                    "--max-steps", "3", "--stop-after", "1", *base])
+    assert res.exit_code == 0, res.output
+    ckpt = read_checkpoint(run / "last.pt")
+    config = ckpt["extra"]["train_state"]["config"]
+    assert config["lr"] == 0.001 and config["max_steps"] == 3
+    assert ckpt["manifest"]["train_config"]["lr"] == 0.001
+    res = CliRunner().invoke(main, ["train", "--data", f"{spec.annotations}:{spec.images}",
+                                    "--recipe", "tiny", "--teacher-weight", "-5",
+                                    "--out", str(tmp_path / "t"), *base])
+    assert res.exit_code == USAGE_EXIT and "--teacher-weight" in res.output, res.output

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..io.orientation import annotation_frame, orientation_matrix, read_orientation
 from ..skeleton import FLIP, coco_to_ours
 from ..structures import InputNorm
 from .augment import AugmentParams, augment
@@ -161,6 +162,22 @@ def load_image(path: str | os.PathLike, max_side: int | None = None,
     return image
 
 
+def annotation_to_image(path: str | os.PathLike, image_size: tuple[int, int],
+                        annotated: tuple[int, int]) -> np.ndarray:
+    """3x3 affine from an annotation's pixel coordinates (image ``annotated`` = its
+    ``(width, height)``) to those of the image decoded at ``image_size`` ``(W, H)``: the
+    EXIF rule of ``io.orientation`` (annotations of the stored pixels are rotated), then
+    the scale of a shrunk copy (pixel centres kept)."""
+    turn = np.eye(3)
+    if annotation_frame(image_size, annotated, 1) != "upright":
+        orientation = read_orientation(path)
+        if annotation_frame(image_size, annotated, orientation) == "stored":
+            turn = orientation_matrix(orientation, annotated)
+            annotated = annotated[::-1]
+    sx, sy = image_size[0] / annotated[0], image_size[1] / annotated[1]
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]]) @ turn
+
+
 class PoseDataset(torch.utils.data.Dataset):
     """Augmented crops + targets from one COCO keypoint file (see the module docstring).
 
@@ -236,23 +253,23 @@ class PoseDataset(torch.utils.data.Dataset):
         rec = self.records[index]
         info = self.coco.imgs[rec["image_id"]]
         fw, fh = info.get("width"), info.get("height")
-        image = load_image(self.images_dir / info["file_name"], self.max_load_side,
-                           (fw, fh) if fw and fh else None)
+        path = self.images_dir / info["file_name"]
+        image = load_image(path, self.max_load_side, (fw, fh) if fw and fh else None)
         h, w = image.shape[:2]
         fw, fh = fw or w, fh or h
-        sx, sy = w / fw, h / fh
-        load = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+        load = annotation_to_image(path, (w, h), (fw, fh))
         mask = ignore_mask(self.coco, rec["anns"], fh, fw)
         boxes = rec["boxes"]
         big = np.flatnonzero(np.maximum(boxes[:, 2], boxes[:, 3]) >= 32)
         main = int(rng.choice(big if len(big) else np.arange(len(boxes))))
         x, y, bw, bh = boxes[main]
         # box centre in pixel-centre coordinates (a COCO box [0, w) spans centres 0..w-1)
-        centre = ((x + bw / 2) * sx - 0.5, (y + bh / 2) * sy - 0.5)
+        centre = tuple(load[:2] @ (x + bw / 2 - 0.5, y + bh / 2 - 0.5, 1))
+        size = max(np.hypot(*load[:2, 0]) * bw, np.hypot(*load[:2, 1]) * bh)
         kps = rec["keypoints"].copy()
-        kps[..., :2] = (kps[..., :2] + 0.5) * np.array([sx, sy], np.float32) - 0.5
+        kps[..., :2] = kps[..., :2] @ load[:2, :2].T.astype(np.float32) + load[:2, 2]
         out, kps, out_mask, m, flipped = augment(
-            image, kps, mask, centre, max(bw * sx, bh * sy), self.params, rng,
+            image, kps, mask, centre, size, self.params, rng,
             mask_matrix=None if mask is None else load)
         unknown = self.unknown_of(index)
         if flipped:

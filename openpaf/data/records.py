@@ -45,6 +45,21 @@ def annotation_problem(ann: dict) -> Optional[str]:
     return None
 
 
+def scoring_problem(ann: dict) -> Optional[str]:
+    """What makes an annotated person unscorable by COCOeval (it would count as missed
+    at AP 0 without a word): a ``category_id`` other than 1 (person), or a non-positive
+    ``area`` (OKS divides by it); None for people without keypoints or crowds."""
+    if ann.get("iscrowd", 0) or not ann.get("num_keypoints", 0):
+        return None
+    where = f"annotation {ann.get('id', '?')} (image {ann.get('image_id', '?')})"
+    if ann.get("category_id") != 1:
+        return f"{where}: category_id {ann.get('category_id')!r} is not 1 (person)"
+    area = ann.get("area")
+    if not isinstance(area, (int, float)) or not 0 < area < math.inf:
+        return f"{where}: 'area' must be a finite number > 0, got {area!r}"
+    return None
+
+
 def _structure_problem(doc) -> Optional[str]:
     if not isinstance(doc, dict):
         return f"the top level is a {type(doc).__name__}, not an object"
@@ -101,10 +116,12 @@ def read_coco(path: Union[str, os.PathLike]):
 def load_ground_truth(ann_file: str | Path, check_annotations: bool = False):
     """A pycocotools ``COCO`` object of a checked file (``data.records.read_coco``).
     check_annotations: also refuse the file when an annotation is unusable
-    (``annotation_problem``: keypoints, box), naming the first and the count."""
+    (``annotation_problem``: keypoints, box) or unscorable (``scoring_problem``: category,
+    area), naming the first and the count."""
     coco = read_coco(ann_file)
     if check_annotations:
-        bad = [p for p in map(annotation_problem, coco.anns.values()) if p]
+        bad = [p for a in coco.anns.values() for p in (annotation_problem(a)
+                                                        or scoring_problem(a),) if p]
         if bad:
             raise ValueError(f"{ann_file}: {len(bad)} unusable annotation(s), first "
                              f"{bad[0]}")
@@ -120,4 +137,5 @@ def gt_keypoints(coco, image_id: int) -> np.ndarray:
     return coco_to_ours(np.array([a["keypoints"] for a in anns], np.float32).reshape(-1, 17, 3))
 
 
-__all__ = ["annotation_problem", "gt_keypoints", "load_ground_truth", "read_coco"]
+__all__ = ["annotation_problem", "gt_keypoints", "load_ground_truth", "read_coco",
+           "scoring_problem"]

@@ -23,10 +23,13 @@ __all__ = ["decode", "PafDecoder", "DecodeParams", "PRESETS", "get_params", "Pea
 
 
 def _as_xy(scale) -> tuple[float, float]:
-    if np.isscalar(scale):
-        return float(scale), float(scale)
-    sx, sy = scale
-    return float(sx), float(sy)
+    """``scale`` as ``(sx, sy)``; ValueError unless both are finite and > 0."""
+    sx, sy = (scale, scale) if np.isscalar(scale) else scale
+    sx, sy = float(sx), float(sy)
+    if not (0 < sx < np.inf and 0 < sy < np.inf):
+        raise ValueError(f"scale (image pixels per map cell) must be finite and > 0, "
+                         f"got {scale}")
+    return sx, sy
 
 
 def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: DecodeParams | str | None = None,

@@ -1,10 +1,9 @@
 """Still images: decoding any file OpenCV reads into ``(H, W, 3)`` uint8 BGR, with the
 checks that turn a bad file into a one-line ``ImageLoadError`` (missing, empty, not an
-image, truncated JPEG, a header declaring absurd sizes)."""
+image, truncated JPEG, a header of any format declaring absurd sizes: ``image_header``)."""
 from __future__ import annotations
 
 import os
-import struct
 import sys
 import threading
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ import cv2
 import numpy as np
 
 from ..errors import one_line
+from .image_header import header_size
 
 # Images declaring more pixels than this are refused before decoding (a 20000 x 20000
 # header would otherwise make the decoder allocate gigabytes).
@@ -56,53 +56,6 @@ def quiet_stderr():
             os.dup2(saved, 2)
             os.close(saved)
             os.close(devnull)
-
-
-def header_size(data: bytes) -> Optional[tuple[int, int]]:
-    """``(width, height)`` declared by a PNG, JPEG, BMP or WebP header, else None.
-
-    Cheap (reads a few header bytes / JPEG marker segments); used to refuse absurd sizes
-    before the decoder allocates memory for them.
-    """
-    try:
-        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
-            return struct.unpack(">II", data[16:24])
-        if data[:2] == b"BM" and len(data) >= 26:
-            w, h = struct.unpack("<ii", data[18:26])
-            return abs(w), abs(h)
-        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-            kind = data[12:16]
-            if kind == b"VP8X":
-                w = 1 + int.from_bytes(data[24:27], "little")
-                h = 1 + int.from_bytes(data[27:30], "little")
-                return w, h
-            if kind == b"VP8L":
-                b = int.from_bytes(data[21:25], "little")
-                return 1 + (b & 0x3FFF), 1 + ((b >> 14) & 0x3FFF)
-            if kind == b"VP8 ":
-                w, h = struct.unpack("<HH", data[26:30])
-                return w & 0x3FFF, h & 0x3FFF
-            return None
-        if data[:2] == b"\xff\xd8":
-            i, n = 2, len(data)
-            while i + 9 < n:
-                if data[i] != 0xFF:
-                    return None
-                marker = data[i + 1]
-                if marker == 0xFF:  # fill byte
-                    i += 1
-                    continue
-                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                    i += 2
-                    continue
-                seg_len = struct.unpack(">H", data[i + 2:i + 4])[0]
-                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                    h, w = struct.unpack(">HH", data[i + 5:i + 9])
-                    return w, h
-                i += 2 + seg_len
-    except struct.error:
-        return None
-    return None
 
 
 def to_bgr_uint8(img: np.ndarray) -> np.ndarray:

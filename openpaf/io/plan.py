@@ -143,6 +143,8 @@ def expand(spec: str, recursive: bool, seen: set,
         files = _keep(files, seen, output)
         for i, f in enumerate(files):
             yield Unit(kind_of(f), f, i)
+    elif os.path.exists(spec):
+        yield InputError(spec, "not a regular file or folder (a FIFO, socket or device)")
     else:
         yield InputError(spec, "no such file or directory")
 

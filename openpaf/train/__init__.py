@@ -16,9 +16,9 @@ from .loop import TrainResult, train
 from .loss import paf_loss
 from .samples import show_samples
 from .schedule import build_optimizer, lr_factor
-from .state import ResumeInfo, resume_info, rng_state, set_rng_state
+from .state import ResumeInfo, resume_conflicts, resume_info, rng_state, set_rng_state
 
 __all__ = ["RECIPES", "ResumeInfo", "TrainConfig", "TrainResult", "build_model",
            "build_optimizer", "fold_imagenet_input", "get_recipe", "lr_factor",
-           "paf_loss", "parse_val", "resume_info", "rng_state", "set_rng_state",
+           "paf_loss", "parse_val", "resume_conflicts", "resume_info", "rng_state", "set_rng_state",
            "show_samples", "train"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,8 +73,11 @@ class TrainConfig:
         if self.input_size % self.target.stride:
             raise ValueError(f"input_size must be a multiple of {self.target.stride}, "
                              f"got {self.input_size}")
-        if self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("batch_size must be >= 1 and lr > 0")
+        if self.batch_size < 1 or not 0 < self.lr < math.inf:
+            raise ValueError("batch_size must be >= 1 and lr a finite number > 0")
+        if not 0 <= self.teacher_weight < math.inf:
+            raise ValueError(f"teacher_weight must be a finite number >= 0, got "
+                             f"{self.teacher_weight}")
         if self.schedule == "step" and self.step_size <= 0:
             raise ValueError("schedule 'step' needs step_size > 0")
         for name in ("max_steps", "epochs", "epoch_size", "log_every"):

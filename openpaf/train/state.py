@@ -58,6 +58,20 @@ def resolve_resume(path: str | os.PathLike) -> Path:
     return p
 
 
+# TrainConfig fields that a resumed run applies as given: its length, logging, validation
+# and hardware. Any other field is fixed by the restored optimizer, scheduler and RNG
+# states (or the model itself), so a different value would be recorded but not used.
+RESUME_APPLIES = ("epochs", "max_steps", "val_every", "checkpoint_every", "log_every",
+                  "workers", "device")
+
+
+def resume_conflicts(recorded: TrainConfig, overrides: dict) -> list[str]:
+    """The ``overrides`` (field -> value) a resumed run cannot apply: fields outside
+    ``RESUME_APPLIES`` whose value differs from the ``recorded`` config's."""
+    return [k for k, v in overrides.items()
+            if k not in RESUME_APPLIES and getattr(recorded, k) != v]
+
+
 @dataclass
 class ResumeInfo:
     """What a run's ``last.pt`` says about it (to restart without repeating options)."""

@@ -134,8 +134,11 @@ def torch_load_error(e: Exception) -> str:
         return (f"refusing to load: it holds Python objects, not only weights "
                 f"({what.group(1)}); openpaf never unpickles those")
     inner = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
-    first = inner.group(1) if inner else first_line(text, type(e).__name__)
-    return f"cannot read as a torch file ({first.strip()})"
+    first = (inner.group(1) if inner else first_line(text, "")).strip()
+    if not first or isinstance(e, (KeyError, EOFError)):     # pickle's bare messages
+        first = f"{type(e).__name__}{': ' + first if first else ''}: not a torch file, " \
+                "or a truncated one"
+    return f"cannot read as a torch file ({first})"
 
 
 def read_checkpoint(path: PathLike) -> dict:
@@ -228,7 +231,8 @@ def load_default(device: str | torch.device = "cpu") -> LoadedModel:
             f"no model weights at {path}: pass --weights FILE, or import CMU's model with "
             "`openpaf weights import body_pose_model.pth -o cmu_coco.pt` (then pass "
             "--weights cmu_coco.pt or set OPENPAF_WEIGHTS), or train one with `openpaf train`")
-    return load_checkpoint(path, device)
+    from . import load_weights           # any file --weights takes (.pt, .xml, .pth, .pb)
+    return load_weights(path, device)
 
 
 def describe(loaded: LoadedModel) -> list[str]:

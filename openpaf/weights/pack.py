@@ -4,7 +4,10 @@ weights themselves.
 
     >>> from openpaf.weights.pack import pack
     >>> manifest = pack("runs/x/last.pt", "weights/default.pt",
-    ...                 evals=[("coco/val.json", "coco/val")])
+    ...                 score=lambda path: [evaluate(...) of Predictor.from_checkpoint(path)])
+
+The evaluation is the caller's (``openpaf weights pack --eval`` passes ``openpaf eval``'s);
+this module only stores its reports.
 
 Lineage: a fine-tuning run records its starting checkpoint (path + sha256) in
 ``manifest["init"]``; ``training_lineage`` follows those links back to the run that started
@@ -16,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Optional
 
 from .. import __version__
 from ..model import count_parameters
@@ -95,16 +99,18 @@ def eval_summary(report: dict) -> dict:
             "network_ms_median": report.get("network_ms", {}).get("median")}
 
 
-def pack(src: PathLike, dst: PathLike, *, evals: Sequence[tuple[str, str]] = (),
+def pack(src: PathLike, dst: PathLike, *,
+         score: Optional[Callable[[Path], list[dict]]] = None,
          name: str = "", description: str = "", half: bool = True,
-         manifest_json: PathLike | None = None, progress: bool = True,
+         manifest_json: PathLike | None = None,
          height: int | None = None, flip: bool | None = None) -> dict:
     """Write ``src``'s weights to ``dst`` for shipping; returns the new manifest.
 
-    evals: ``(annotation JSON, images dir)`` pairs; each is scored with ``openpaf eval``'s
-    code (the weights' default settings: their input height, flip, one scale, fp32) on
-    the weights as written to ``dst``, and the figures go into the manifest.
-    manifest_json: also write the manifest there (readable without torch). Weights not
+    score: called with a file holding the weights exactly as ``dst`` will (fp16 and
+    inference defaults included); returns ``openpaf.evaluate.evaluate`` reports, whose
+    figures go into the manifest (``eval_summary``). An exception leaves ``dst`` as it was.
+    manifest_json: also write the manifest there (readable without torch); ``dst`` and
+    it are both written or neither is. Weights not
     made by ``openpaf train`` (imported or already packed) keep their manifest under
     ``origin``: source, licence and conversion travel on.
     height, flip: inference defaults to store (None: keep ``src``'s); the evals use them.
@@ -151,19 +157,27 @@ def pack(src: PathLike, dst: PathLike, *, evals: Sequence[tuple[str, str]] = (),
                         pretrained=pretrained, manifest=manifest, half=half,
                         variant=loaded.variant)
 
-    if evals:   # scored on the weights as stored (fp16); dst is written only if that works
+    if score is not None:   # on the weights as stored (fp16); dst is written only if it works
         scratch = Path(dst).with_name(f".{Path(dst).name}.eval.tmp")
         save(scratch)
         try:
-            manifest["eval"] = [eval_summary(r)
-                                for r in _evaluate_file(scratch, evals, progress)]
+            manifest["eval"] = [eval_summary(r) for r in score(scratch)]
         finally:
             scratch.unlink(missing_ok=True)
-    save(dst)
-    if manifest_json is not None:
-        from ..io.atomic import atomic_write_text
-        atomic_write_text(manifest_json, json.dumps(manifest, indent=2) + "\n")
+    _write_both(save, dst, manifest, manifest_json)
     return manifest
+
+
+def _write_both(save: Callable[[PathLike], None], dst: PathLike, manifest: dict,
+                manifest_json: PathLike | None) -> None:
+    """``save(dst)`` and the manifest JSON, each to a temp file first: both replace their
+    targets, or (on an error writing either) neither does."""
+    from ..io.atomic import AtomicPath
+    with AtomicPath(dst) as weights, (AtomicPath(manifest_json) if manifest_json is not None
+                                      else nullcontext()) as text:
+        save(weights.tmp)
+        if text is not None:
+            text.tmp.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def _carried(old: dict, new: dict, name: str, description: str) -> dict:
@@ -174,15 +188,6 @@ def _carried(old: dict, new: dict, name: str, description: str) -> dict:
             "description": description or old.get("description", ""),
             "packed_from": old.get("source", {}),
             "eval": old.get("eval", []) if old.get("storage") == new["storage"] else []}
-
-
-def _evaluate_file(path: PathLike, evals: Iterable[tuple[str, str]],
-                   progress: bool) -> list[dict]:
-    from ..evaluate import evaluate
-    from ..predict import Predictor
-    predictor = Predictor.from_checkpoint(str(path), device="cpu")
-    return [evaluate(ann, images, predictor=predictor, progress=progress, strict=True)
-            for ann, images in evals]
 
 
 __all__ = ["eval_summary", "lineage_of", "pack", "run_summary", "training_lineage"]
