@@ -121,8 +121,10 @@ def _parse_shard(ctx, param, value):
               help="One-Euro smoothing of tracked keypoints over the stream's timestamps "
                    "(implies --track).")
 @click.option("--skip-existing", is_flag=True,
-              help="Resume: skip images whose <name>_keypoints.json exists and videos the "
-                   "manifest records as done.")
+              help="Resume: skip the images and videos an earlier run into OUTPUT did from "
+                   "the same source file with the same weights and settings, whose outputs "
+                   "exist (the manifest records what produced them); redo the others and "
+                   "say why.")
 @click.option("--every", type=click.IntRange(min=1), default=_DEFAULTS.every,
               show_default=True,
               help="Process every N-th video frame / folder image (rendered videos play at "
@@ -171,6 +173,7 @@ def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, 
       1  fatal error (e.g. no weights), or every input failed
       2  some inputs failed, the others were processed
       130 interrupted (Ctrl-C); outputs written so far are complete
+      143 terminated (SIGTERM), finalised like Ctrl-C
     """
     formats = json_formats or ("openpose",)
     if json_dir is not None and (no_json or "openpose" not in formats):
@@ -194,7 +197,11 @@ def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, 
                                                        part_candidates),
                                number_people_max=number_people_max,
                                render_threshold=render_threshold, write_maps=write_maps,
-                               maps_format=maps_format)
+                               maps_format=maps_format,
+                               requested=dict(weights=weights, height=height, scales=scales,
+                                              flip=flip, accurate=accurate, preset=preset,
+                                              backend=backend, precision=precision,
+                                              device=device))
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     predict = _build_predictor(weights, device=launcher_device(device), height=height,

@@ -56,11 +56,12 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
         folder/glob listing (frame/listing index ``% every == 0``).
     max_frames: stop after this many ``Frame``s in total (errors do not count).
     recursive: descend into sub-folders of folder specs.
-    skip: called with each still image's output name before decoding; True drops the
+    skip: called with each still image's output name and path before decoding; True drops the
         image without decoding it (used to skip already-processed outputs cheaply).
         Video frames are always decoded and yielded (a video is read sequentially).
-    skip_stream: called with ``(stem, stream source)`` of each video and still-image
-        sequence before opening it; True drops the whole stream (webcams never).
+    skip_stream: called with ``(stem, stream source, files)`` of each video and still-image
+        sequence before opening it (``files``: the video, or the sequence's images); True
+        drops the whole stream (webcams never).
     shard: ``(i, n)``: only the units of shard i of n (see module doc).
     sequences: group still images into sequences (``Frame.sequence``, see module doc).
     events: also yield ``Skipped`` and ``StreamEnd`` markers.
@@ -113,7 +114,7 @@ def _load_frame(path, **fields) -> "Frame | InputError":
 
 
 def _image_items(unit: Unit, budget: _Budget, skip, events: bool) -> Iterator[Item]:
-    if skip is not None and skip(unit.name):
+    if skip is not None and skip(unit.name, unit.path):
         if events:
             yield Skipped(unit.path, unit.name, "image", 1)
         return
@@ -122,7 +123,8 @@ def _image_items(unit: Unit, budget: _Budget, skip, events: bool) -> Iterator[It
 
 def _sequence_items(unit: StillSequence, budget: _Budget, skip_stream,
                     events: bool) -> Iterator[Item]:
-    if skip_stream is not None and skip_stream(unit.name, unit.source):
+    if skip_stream is not None and skip_stream(unit.name, unit.source,
+                                               [i.path for i in unit.images]):
         if events:
             yield Skipped(unit.source, unit.name, "sequence", len(unit.images))
         return
@@ -143,7 +145,8 @@ def _stream_items(unit: Unit, budget: _Budget, every: int, skip_stream,
                   events: bool) -> Iterator[Item]:
     """A video's or webcam's items, then (``events``) its ``StreamEnd``."""
     source = unit.source
-    if unit.kind == "video" and skip_stream is not None and skip_stream(unit.name, source):
+    if unit.kind == "video" and skip_stream is not None and \
+            skip_stream(unit.name, source, [source]):
         if events:
             yield Skipped(source, unit.name, "video", None)
         return

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -47,6 +48,7 @@ from .concurrency import predict_ahead, sigint_deferred
 from .layout import OutputLayout, run_files
 from .outputs import DetectionFiles, Stream
 from .options import InferOptions, RunSummary
+from .provenance import run_settings
 
 Predict = Callable[[np.ndarray], Detections]
 
@@ -56,7 +58,8 @@ class _Run:
 
     def __init__(self, predict: Predict, options: InferOptions, specs: list[str]):
         self.predict, self.o = predict, options
-        self.layout = OutputLayout(options)
+        self.layout = OutputLayout(options, run_settings(predict, options))
+        self.redo_reasons: Counter = Counter()
         self.bar: Optional[tqdm] = None
         self.summary = RunSummary()
         self.stream: Optional[Stream] = None
@@ -95,6 +98,18 @@ class _Run:
             extra = {} if frame is None else {"frame": frame}
             self.record(input=source, status="failed", reason=reason, **extra)
 
+    def provenance(self, name: str) -> dict:
+        """The record fields saying what produced ``name``'s outputs (and why an earlier
+        run's were redone)."""
+        fields = {"stamp": self.layout.stamps.pop(name, None),
+                  "settings_id": self.layout.settings_id}
+        why = self.layout.redo.pop(name, None)
+        if why is not None:
+            fields["redo"] = why
+            self.redo_reasons[why] += 1
+            self.summary.redone += 1
+        return fields
+
     def tick(self, n: int = 1) -> None:
         if self.bar is not None and n:
             self.bar.update(n)
@@ -124,7 +139,7 @@ class _Run:
         if item.kind == "image":
             self.summary.skipped_existing += 1
             self.tick()
-            done = self.layout.existing(item.name)
+            done = self.layout.marker(item.name)
             if done is not None and self.files.wanted:
                 det = self._reread(done, (0, 0))
                 if det is not None:
@@ -132,7 +147,7 @@ class _Run:
             self.record(input=item.source, kind="image", name=item.name, status="skipped",
                         reason="existing output")
             return
-        frames = self.layout.done_frames(item.source)
+        frames = self.layout.done_frames(item.name)
         self.summary.skipped_existing += frames
         self.tick(frames)
         self.record(input=item.source, kind=item.kind, name=item.name, status="skipped",
@@ -179,7 +194,7 @@ class _Run:
             self.record(input=item.source, kind=item.kind, name=item.name,
                         status="done" if item.complete else "stopped", frames=0, people=0,
                         outputs=[], every=self.o.every, track=self.o.track,
-                        smooth=self.o.smooth)
+                        smooth=self.o.smooth, **self.provenance(item.name))
 
     def finish_stream(self, status: str) -> None:
         """Finalise the open stream (video and JSONL kept, also when interrupted) and
@@ -199,7 +214,7 @@ class _Run:
                     frames=stream.frames, people=stream.people, errors=stream.errors,
                     **({"gaps": stream.gaps} if stream.gaps else {}),
                     outputs=self.layout.outputs(stream.kind), every=self.o.every,
-                    track=self.o.track, smooth=self.o.smooth)
+                    track=self.o.track, smooth=self.o.smooth, **self.provenance(stream.name))
 
     # -- one frame -----------------------------------------------------------------------
     def frame(self, frame: Frame, predicted=None) -> None:
@@ -210,7 +225,7 @@ class _Run:
         tracker = stream.tracker if stream is not None else None
         # Untracked frames of a stream may be resumed one by one; tracked streams are
         # redone whole (still images outside streams were dropped before decoding).
-        done = self.layout.existing(frame.name) if tracker is None else None
+        done = self.layout.resumed_frame(frame) if tracker is None else None
         if done is not None:
             self.summary.skipped_existing += 1
             det = self._reread(done, (w, h))
@@ -245,7 +260,7 @@ class _Run:
         """Whether ``item`` is a frame ``frame()`` will predict (not resumed from disk);
         safe to call from the predict-ahead thread (reads files, changes no state)."""
         return isinstance(item, Frame) and (
-            self.o.track or self.layout.existing(item.name) is None)
+            self.o.track or self.layout.resumed_frame(item) is None)
 
     def _emit(self, frame: Frame, det: Detections, stream, sink, frame_no) -> None:
         """Write one predicted frame's outputs, then count and record it."""
@@ -275,7 +290,8 @@ class _Run:
         if frame.video is None:
             extra = {} if stream is None else {"sequence": stream.name}
             self.record(input=frame.source, kind="image", name=frame.name, status="done",
-                        people=len(det.people), **extra)
+                        people=len(det.people), **extra,
+                        outputs=self.layout.outputs("image"), **self.provenance(frame.name))
 
     def _draw(self, frame: Frame, det: Detections) -> np.ndarray:
         return render(frame.image, det, colour_by_id=self.o.colour_by_id or self.o.track,
@@ -299,6 +315,10 @@ class _Run:
         self.finish_stream("interrupted" if self.summary.interrupted or self.crash
                            else "stopped")
         self.files.close(self.fail)
+        if self.redo_reasons:
+            why = "; ".join(f"{r} ({n})" for r, n in self.redo_reasons.most_common())
+            self.say(f"redid {self.summary.redone} input(s) an earlier run did otherwise: "
+                     f"{why}")
         if self.manifest is not None:
             s = self.summary
             try:

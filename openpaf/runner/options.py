@@ -13,6 +13,7 @@ from ..track import TrackerParams
 
 # Exit codes of a run (also used by the CLI).
 EXIT_OK, EXIT_FATAL, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process SIGTERM ended
 
 
 @dataclass
@@ -67,6 +68,9 @@ class InferOptions:
     write_maps: save each predicted frame's heatmaps and PAFs in this folder
         (``io.maps.write_maps``; the predictor must return them, e.g.
         ``Predictor(keep_maps=True)``), as ``maps_format`` "npy" (float16) or "png".
+    requested: the model options as the user gave them (weights, height, precision...),
+        recorded in the manifest's start record for reference; resuming compares the
+        settings the predictor resolved (``runner.provenance``).
     """
 
     output: Path = Path("openpaf_out")
@@ -94,6 +98,7 @@ class InferOptions:
     render_threshold: float = 0.0
     write_maps: Optional[Path] = None
     maps_format: str = "npy"
+    requested: Optional[dict] = None
 
     def __post_init__(self):
         self.output = Path(self.output)
@@ -149,13 +154,17 @@ class RunSummary:
     people: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    terminated: bool = False   # stopped by SIGTERM (``interrupted`` is set too)
+    redone: int = 0            # inputs an earlier run did otherwise, done again
     output: Optional[Path] = None
     manifest: Optional[Path] = None
 
     @property
     def exit_code(self) -> int:
         """0 all good; 2 some inputs failed but others were done; 1 every input failed
-        (nothing processed or skipped); 130 interrupted."""
+        (nothing processed or skipped); 130 interrupted; 143 terminated (SIGTERM)."""
+        if self.terminated:
+            return EXIT_TERMINATED
         if self.interrupted:
             return EXIT_INTERRUPTED
         if not self.failed:
@@ -169,8 +178,11 @@ class RunSummary:
         parts = [f"{self.processed} processed", f"{self.people} people"]
         if self.skipped_existing:
             parts.append(f"{self.skipped_existing} skipped (existing)")
+        if self.redone:
+            parts.append(f"{self.redone} redone (earlier outputs did not match)")
         if self.failed:
             parts.append(f"{len(self.failed)} failed")
-        head = "interrupted: " if self.interrupted else ""
+        head = "terminated: " if self.terminated else \
+            "interrupted: " if self.interrupted else ""
         where = f" -> {self.output}" if self.output is not None else ""
         return f"{head}{', '.join(parts)} in {self.seconds:.1f} s{rate}{where}"

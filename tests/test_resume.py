@@ -1,0 +1,141 @@
+"""Resuming ``infer`` (``--skip-existing``) and what a re-run leaves on disk: outputs are
+reused only for the same source and settings, names never collide, earlier complete files
+survive a failed or interrupted re-run, SIGTERM finalises like Ctrl-C."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from openpaf.io.manifest import read_manifest
+from openpaf.runner import InferOptions, run_inference
+from openpaf.skeleton import NUM_KEYPOINTS
+from openpaf.structures import Detections, Person
+
+import helpers
+
+
+class Fake:
+    """A predictor with the settings a real one reports (weights file, height); one person
+    laid out relative to the image size."""
+
+    def __init__(self, weights=None, height=None, **_):
+        self.weights_path = None if weights is None else Path(weights)
+        self.height = height or 456
+        self.manifest: dict = {}
+        self.calls = 0
+
+    def __call__(self, image):
+        self.calls += 1
+        h, w = image.shape[:2]
+        kps = np.zeros((NUM_KEYPOINTS, 3), np.float32)
+        kps[:, 0] = np.linspace(0.3, 0.7, NUM_KEYPOINTS) * w
+        kps[:, 1] = np.linspace(0.1, 0.9, NUM_KEYPOINTS) * h
+        kps[:, 2] = 0.9
+        return Detections((w, h), [Person(kps, 0.75)])
+
+
+def _jpg(path, seed, size=(48, 64)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = np.random.default_rng(seed).integers(0, 255, size + (3,), dtype=np.uint8)
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def _cli(monkeypatch, made):
+    import openpaf_cli.infer
+    from openpaf_cli.main import main
+
+    def build(weights, **kw):
+        made.append(Fake(weights, **kw))
+        return made[-1]
+    monkeypatch.setattr(openpaf_cli.infer, "_build_predictor", build)
+    return lambda *args: CliRunner().invoke(main, ["infer", "-q", *map(str, args)])
+
+
+def _records(out):
+    return [r for r in read_manifest(out / "openpaf_manifest.jsonl") if "input" in r]
+
+
+def test_resume_redoes_what_changed_weights_height_layout_scale(tmp_path, monkeypatch):
+    """Changing the weights, --height, --openpose-layout or --keypoint-scale redoes every
+    input and says why in one line; nothing changed redoes nothing."""
+    for i in range(3):
+        _jpg(tmp_path / "in" / f"im{i}.jpg", i)
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"first weights")
+    made: list = []
+    infer = _cli(monkeypatch, made)
+    base = [tmp_path / "in", "-o", tmp_path / "out", "-w", weights, "--skip-existing"]
+    r = infer(*base)
+    assert r.exit_code == 0 and made[-1].calls == 3, r.output
+    r = infer(*base)
+    assert r.exit_code == 0 and made[-1].calls == 0 and "redid" not in r.output, r.output
+    weights.write_bytes(b"retrained weights")
+    steps = [([], "weights changed"), (["--height", 368], "height 456 -> 368"),
+             (["--height", 368, "--openpose-layout", "body25"], "layout coco18 -> body25"),
+             (["--height", 368, "--openpose-layout", "body25", "--keypoint-scale", "unit"],
+              "keypoint_scale pixels -> unit")]
+    for extra, why in steps:
+        r = infer(*base, *extra)
+        assert r.exit_code == 0 and made[-1].calls == 3, r.output
+        said = [line for line in r.output.splitlines() if line.startswith("redid")]
+        assert len(said) == 1 and "redid 3 input(s)" in said[0] and why in said[0], r.output
+        assert all(rec.get("redo", "").startswith(why) for rec in _records(tmp_path / "out")[-3:])
+        r = infer(*base, *extra)
+        assert made[-1].calls == 0 and "redid" not in r.output, r.output
+    obj = json.loads((tmp_path / "out" / "im0_keypoints.json").read_text())
+    assert len(obj["people"][0]["pose_keypoints_2d"]) == 75
+    assert max(obj["people"][0]["pose_keypoints_2d"]) <= 1.0
+
+
+def test_skip_existing_never_takes_another_inputs_results(tmp_path):
+    """A different photo.jpg / v10.mp4 from another folder is processed, not given the
+    earlier input's keypoints."""
+    a = _jpg(tmp_path / "a" / "photo.jpg", 1, size=(40, 50))
+    b = _jpg(tmp_path / "b" / "photo.jpg", 2, size=(90, 120))
+    va = helpers.write_video(tmp_path / "a" / "v10.mp4", n=3, size=(64, 48))
+    vb = helpers.write_video(tmp_path / "b" / "v10.mp4", n=4, size=(96, 64))
+    out = tmp_path / "out"
+    opts = InferOptions(output=out, skip_existing=True, coco_json=out / "coco.json")
+    assert run_inference(Fake(), [str(a), str(va)], opts, progress=False).processed == 4
+    fake = Fake()
+    s = run_inference(fake, [str(b), str(vb)], opts, progress=False)
+    assert fake.calls == 5 and s.processed == 5 and s.skipped_existing == 0
+    xs = json.loads((out / "photo_keypoints.json").read_text())["people"][0]["pose_keypoints_2d"]
+    assert xs[-3] == pytest.approx(0.7 * 120, abs=0.01)   # b's width, not a's
+    recs = _records(out)[-2:]
+    assert {r["redo"].split(" (")[0] for r in recs} == {"another source"}
+    assert len(json.loads((out / "coco.json").read_text())) == 5
+    third = run_inference(fake, [str(b), str(vb)], opts, progress=False)
+    # (COCO needs the video's detections: its frames are re-read from their JSON)
+    assert fake.calls == 5 and (third.processed, third.skipped_existing) == (0, 5)
+
+
+def test_resume_writes_what_the_earlier_run_did_not(tmp_path):
+    """Renders a --no-render run did not write are written; JSON written in unit scale is
+    redone, not read as pixels into COCO; a folder never mixes BODY_25 and COCO-18."""
+    for i in range(2):
+        _jpg(tmp_path / "in" / f"im{i}.jpg", i)
+    out = tmp_path / "out"
+    unit = InferOptions(output=out, write_images=False,
+                        openpose=InferOptions().openpose.__class__("body25", "unit"))
+    run_inference(Fake(), [str(tmp_path / "in")], unit, progress=False)
+    assert not (out / "im0_rendered.jpg").exists()
+    fake = Fake()
+    again = InferOptions(output=out, skip_existing=True, coco_json=out / "coco.json")
+    s = run_inference(fake, [str(tmp_path / "in")], again, progress=False)
+    assert fake.calls == 2 and s.redone == 2
+    assert (out / "im0_rendered.jpg").exists()
+    coco = json.loads((out / "coco.json").read_text())
+    assert max(max(r["keypoints"]) for r in coco) > 10     # pixels, not [0, 1]
+    for i in range(2):
+        kps = json.loads((out / f"im{i}_keypoints.json").read_text())["people"][0]
+        assert len(kps["pose_keypoints_2d"]) == 3 * NUM_KEYPOINTS
