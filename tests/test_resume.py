@@ -139,3 +139,78 @@ def test_resume_writes_what_the_earlier_run_did_not(tmp_path):
     for i in range(2):
         kps = json.loads((out / f"im{i}_keypoints.json").read_text())["people"][0]
         assert len(kps["pose_keypoints_2d"]) == 3 * NUM_KEYPOINTS
+
+
+# ``openpaf ARGS`` in a child process with a fake predictor (sleeping $FAKE_SLEEP s per
+# frame), under a file-size limit of $FSIZE_LIMIT bytes when set (writes past it fail).
+_FAKE_CLI = helpers.CHILD_PRELUDE + """
+import os, resource, signal, time, numpy as np
+import openpaf_cli.infer as infer
+from openpaf.structures import Detections, Person
+if os.environ.get("FSIZE_LIMIT"):
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    limit = int(os.environ["FSIZE_LIMIT"])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+def fake(image):
+    time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
+    h, w = image.shape[:2]
+    kps = np.full((18, 3), 0.9, np.float32); kps[:, 0] *= w / 2; kps[:, 1] *= h / 2
+    return Detections((w, h), [Person(kps, 0.8)])
+infer._build_predictor = lambda weights, **kw: fake
+from openpaf_cli.main import main
+main(sys.argv[1:], prog_name="openpaf")
+"""
+
+
+def _child(*args, **env):
+    return subprocess.Popen([sys.executable, "-c", _FAKE_CLI, "infer", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **{k: str(v) for k, v in env.items()}})
+
+
+def _noise(i, size):
+    return np.random.default_rng(i).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+
+
+def test_a_video_that_cannot_be_written_never_replaces_a_good_one(tmp_path):
+    """Re-rendering a video under a file-size limit (as on a full disk): the earlier mp4
+    is kept, the video gets a failed record and the exit code is not 0."""
+    video = helpers.write_video(tmp_path / "clip.mp4", n=12, size=(160, 120), frame=_noise)
+    out = tmp_path / "out"
+    first = _child(video, "-o", out, "-q")
+    assert first.wait(120) == 0, first.communicate()[0]
+    good = (out / "clip_rendered.mp4").read_bytes()
+    assert len(good) > 60_000
+    again = _child(video, "-o", out, FSIZE_LIMIT=40_000)
+    output = again.communicate(timeout=120)[0]
+    assert again.returncode == 2, output
+    assert "clip_rendered.mp4" in output and "Traceback" not in output
+    assert (out / "clip_rendered.mp4").read_bytes() == good
+    assert [f for f in os.listdir(out) if f.startswith(".")] == []
+    recs = _records(out)
+    assert any(r["status"] == "failed" and r["input"].endswith("clip_rendered.mp4")
+               for r in recs)
+    assert recs[-1]["status"] == "failed" and recs[-1]["input"] == str(video)
+
+
+def test_sigterm_finalises_like_ctrl_c_and_exits_143(tmp_path):
+    """SIGTERM mid-video: the mp4 so far, the COCO file and the manifest's end record are
+    written, and the exit code is 143."""
+    video = helpers.write_video(tmp_path / "clip.mp4", n=200, size=(64, 48))
+    out = tmp_path / "out"
+    child = _child(video, "-o", out, "-q", "--json-format", "openpose,coco", FAKE_SLEEP=0.05)
+    deadline = time.monotonic() + 120
+    while not (out / "clip_000003_keypoints.json").exists():
+        assert child.poll() is None and time.monotonic() < deadline, child.communicate()[0]
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)
+    output = child.communicate(timeout=120)[0]
+    assert child.returncode == 143, output
+    assert "Traceback" not in output
+    cap = cv2.VideoCapture(str(out / "clip_rendered.mp4"))
+    assert cap.isOpened() and 4 <= cap.get(cv2.CAP_PROP_FRAME_COUNT) < 200
+    cap.release()
+    assert len(json.loads((out / "coco_results.json").read_text())) >= 4
+    records = read_manifest(out / "openpaf_manifest.jsonl")
+    assert records[-1]["event"] == "end" and records[-1]["interrupted"] is True
+    assert [r["status"] for r in records if "input" in r] == ["interrupted"]

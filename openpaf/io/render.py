@@ -12,6 +12,7 @@ import numpy as np
 from ..skeleton import KEYPOINTS, LIMBS, NUM_KEYPOINTS, RENDER_LIMBS
 from ..structures import Detections, Person
 from .atomic import AtomicPath
+from .video import verify_video
 
 # OpenPose's COCO render colours, one per keypoint, as RGB (POSE_COCO_COLORS_RENDER);
 # a limb takes the colour of its end keypoint, as in OpenPose. Stored here as BGR.
@@ -103,7 +104,8 @@ class VideoSink:
     """Write BGR frames to an mp4 (``mp4v``) with ``cv2.VideoWriter``.
 
     The file is written under a temporary name in the same folder and moved onto ``path``
-    by ``close()``, so an existing video is only replaced by a finished one. The frame size
+    by ``close()``, so an existing video is only replaced by a finished one that reads back
+    with every frame (``io.video.verify_video``; else ``close()`` raises ``OSError``). The frame size
     is fixed by the first frame (later frames of another size are resized to it). A sink
     that received no frame writes nothing. ``fps`` None or <= 0 means 30.
     """
@@ -142,6 +144,11 @@ class VideoSink:
             return None
         self._writer.release()
         self._writer = None
+        try:
+            verify_video(self._tmp.tmp, self.frames)  # (an earlier file is kept if not)
+        except BaseException:
+            self._tmp.discard()
+            raise
         return self._tmp.commit()
 
     def abort(self) -> None:

@@ -22,6 +22,7 @@ Resuming (``skip_existing``): see ``runner.layout``.
 """
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections import Counter
@@ -44,7 +45,8 @@ from ..io.sources import count_inputs, input_keys, iter_frames
 from ..io.writers import read_openpose_json, write_openpose_json
 from ..structures import Detections
 from ..track import Tracker
-from .concurrency import predict_ahead, sigint_deferred
+from .concurrency import (Terminated, predict_ahead, raise_late, sigint_deferred,
+                          sigterm_interrupts)
 from .layout import OutputLayout, run_files
 from .outputs import DetectionFiles, Stream
 from .options import InferOptions, RunSummary
@@ -253,8 +255,7 @@ class _Run:
         # so the manifest and the files on disk always agree.
         with sigint_deferred() as late:
             self._emit(frame, det, stream, sink, frame_no)
-        if late:
-            raise KeyboardInterrupt
+        raise_late(late)
 
     def needs_predict(self, item) -> bool:
         """Whether ``item`` is a frame ``frame()`` will predict (not resumed from disk);
@@ -356,8 +357,10 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
     frames: Optional[Prefetcher] = None
     ahead: Optional[Prefetcher] = None
     bar: Optional[tqdm] = None
-    interrupted = False
+    interrupted = terminated = False
+    signals = ExitStack()
     try:
+        signals.enter_context(sigterm_interrupts())
         check_output_files(run_files(o), input_keys(specs, recursive=o.recursive,
                                                     output=o.output))
         run = _Run(predict, o, specs)
@@ -376,8 +379,8 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
                             name="openpaf-predict") if o.overlap else None)
         for item, predicted in ahead or ((item, None) for item in frames):
             run.handle(item, predicted)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as e:
+        interrupted, terminated = True, isinstance(e, Terminated)
     except BaseException as e:  # closed below, then raised on
         if run is not None:
             run.crash = error_reason(e)
@@ -388,14 +391,18 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
                 ahead.close()
             if frames is not None:
                 frames.close()
+            terminated = terminated or signal.SIGTERM in late
             if run is not None:
                 run.summary.interrupted = interrupted or bool(late)
+                run.summary.terminated = terminated
                 run.summary.seconds = time.perf_counter() - start
                 run.close()
             if bar is not None:
                 bar.close()
+        signals.close()  # (after sigint_deferred put our SIGTERM handler back)
         summary = run.summary if run is not None else RunSummary(interrupted=interrupted)
         summary.interrupted = summary.interrupted or bool(late)
+        summary.terminated = terminated
         summary.seconds = time.perf_counter() - start
     return summary
 
