@@ -214,3 +214,33 @@ def test_sigterm_finalises_like_ctrl_c_and_exits_143(tmp_path):
     records = read_manifest(out / "openpaf_manifest.jsonl")
     assert records[-1]["event"] == "end" and records[-1]["interrupted"] is True
     assert [r["status"] for r in records if "input" in r] == ["interrupted"]
+
+
+class Interrupting(Fake):
+    def __init__(self, after):
+        super().__init__()
+        self.after = after
+
+    def __call__(self, image):
+        if self.calls == self.after:
+            raise KeyboardInterrupt
+        return super().__call__(image)
+
+
+def test_an_interrupted_rerun_keeps_the_earlier_complete_files(tmp_path):
+    """Ctrl-C in a re-run leaves the earlier complete COCO file, rendered mp4, stream
+    JSONL and --jsonl file as they were (a first run still finalises what it did)."""
+    video = helpers.write_video(tmp_path / "clip.mp4", n=10, size=(64, 48))
+    out = tmp_path / "out"
+    opts = InferOptions(output=out, stream_jsonl=True, coco_json=out / "coco.json",
+                        jsonl=out / "all.jsonl", overlap=False)
+    first = run_inference(Interrupting(4), [str(video)], opts, progress=False)
+    assert first.interrupted and len(json.loads((out / "coco.json").read_text())) == 4
+    assert run_inference(Fake(), [str(video)], opts, progress=False).processed == 10
+    files = ["coco.json", "clip_rendered.mp4", "clip.jsonl", "all.jsonl"]
+    before = {f: (out / f).read_bytes() for f in files}
+    assert len(json.loads(before["coco.json"])) == 10
+    s = run_inference(Interrupting(3), [str(video)], opts, progress=False)
+    assert s.interrupted and s.processed == 3
+    assert {f: (out / f).read_bytes() for f in files} == before
+    assert [f for f in os.listdir(out) if f.startswith(".")] == []

@@ -112,6 +112,9 @@ class _Run:
             self.summary.redone += 1
         return fields
 
+    def kept(self, path: Path) -> None:
+        self.say(f"kept the earlier {path}: this run did not finish it")
+
     def tick(self, n: int = 1) -> None:
         if self.bar is not None and n:
             self.bar.update(n)
@@ -204,14 +207,18 @@ class _Run:
         stream, self.stream = self.stream, None
         if stream is None:
             return
-        if stream.sink is not None:
+        complete = status != "interrupted"
+        if stream.sink is not None and not complete and stream.sink.path.exists():
+            stream.sink.abort()
+            self.kept(stream.sink.path)
+        elif stream.sink is not None:
             try:
                 stream.sink.close()
             except Exception as e:
                 self.fail(str(stream.sink.path), f"cannot finish video: {error_reason(e)}")
                 status = "failed" if status == "done" else status
-        if stream.jsonl is not None:
-            stream.jsonl.close()
+        if stream.jsonl is not None and not stream.jsonl.close(complete):
+            self.kept(stream.jsonl.path)
         self.record(input=stream.source, kind=stream.kind, name=stream.name, status=status,
                     frames=stream.frames, people=stream.people, errors=stream.errors,
                     **({"gaps": stream.gaps} if stream.gaps else {}),
@@ -315,7 +322,9 @@ class _Run:
     def _close(self) -> None:
         self.finish_stream("interrupted" if self.summary.interrupted or self.crash
                            else "stopped")
-        self.files.close(self.fail)
+        for path in self.files.close(self.fail, complete=not self.summary.interrupted
+                                     and not self.crash):
+            self.kept(path)
         if self.redo_reasons:
             why = "; ".join(f"{r} ({n})" for r, n in self.redo_reasons.most_common())
             self.say(f"redid {self.summary.redone} input(s) an earlier run did otherwise: "
