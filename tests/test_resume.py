@@ -244,3 +244,59 @@ def test_an_interrupted_rerun_keeps_the_earlier_complete_files(tmp_path):
     assert s.interrupted and s.processed == 3
     assert {f: (out / f).read_bytes() for f in files} == before
     assert [f for f in os.listdir(out) if f.startswith(".")] == []
+
+
+def test_video_frames_and_stills_never_share_a_name(tmp_path):
+    """Video a.mp4 frame 1 and a still a_000001.jpg (ffmpeg's a_%06d.jpg) in one run get
+    separate files, in either order."""
+    still = _jpg(tmp_path / "in" / "a_000001.jpg", 1, size=(30, 40))
+    helpers.write_video(tmp_path / "in" / "a.mp4", n=3, size=(64, 48))
+    for k, specs in enumerate(([tmp_path / "in"], [still, tmp_path / "in" / "a.mp4"])):
+        out = tmp_path / f"out{k}"
+        s = run_inference(Fake(), [str(p) for p in specs], InferOptions(output=out),
+                          progress=False)
+        assert s.processed == 4 and not s.failed
+        names = [r["name"] for r in _records(out) if r.get("kind") == "image"]
+        stems = {r["name"] for r in _records(out) if r.get("kind") == "video"}
+        frames = {f"{v}_{i:06d}" for v in stems for i in range(3)}
+        assert len(names) == 1 and names[0] not in frames
+        jsons = sorted(out.glob("*_keypoints.json"))
+        assert len(jsons) == 4
+        still_json = json.loads((out / f"{names[0]}_keypoints.json").read_text())
+        assert still_json["people"][0]["pose_keypoints_2d"][-3] == pytest.approx(0.7 * 40)
+
+
+def test_a_run_level_file_never_takes_a_frames_name(tmp_path):
+    """--coco-json OUT/im0_keypoints.json and --jsonl OUT/clip.jsonl: the image and the
+    video's outputs take other names, so neither file overwrites the other."""
+    im = _jpg(tmp_path / "in" / "im0.jpg", 0)
+    clip = helpers.write_video(tmp_path / "in" / "clip.mp4", n=2, size=(64, 48))
+    out = tmp_path / "out"
+    opts = InferOptions(output=out, coco_json=out / "im0_keypoints.json",
+                        jsonl=out / "clip.jsonl", stream_jsonl=True)
+    s = run_inference(Fake(), [str(im), str(clip)], opts, progress=False)
+    assert s.processed == 3 and not s.failed
+    assert len(json.loads((out / "im0_keypoints.json").read_text())) == 3   # COCO list
+    assert len((out / "clip.jsonl").read_text().splitlines()) == 3          # the run's
+    names = {r["name"] for r in _records(out)}
+    assert "im0" not in names and "clip" not in names and len(names) == 2
+    for name in names:
+        assert (out / f"{name}_rendered.jpg").exists() or (out / f"{name}.jsonl").exists()
+
+
+def test_linked_inputs_are_recorded_as_duplicates(tmp_path, capfd):
+    """A symlink, a hard link and a repeated spec of one file: processed once, each other
+    path gets a manifest line and a message naming the file processed."""
+    a = _jpg(tmp_path / "in" / "a.jpg", 0)
+    os.symlink(a, tmp_path / "in" / "b.jpg")
+    os.link(a, tmp_path / "in" / "c.jpg")
+    out = tmp_path / "out"
+    fake = Fake()
+    s = run_inference(fake, [str(tmp_path / "in"), str(a)], InferOptions(output=out),
+                      progress=False)
+    assert fake.calls == 1 and s.processed == 1 and s.exit_code == 0
+    dup = {Path(r["input"]).name: r for r in _records(out) if r["status"] == "duplicate"}
+    assert sorted(dup) == ["a.jpg", "b.jpg", "c.jpg"] and len(_records(out)) == 4
+    assert all(r["of"] == str(a) for r in dup.values())
+    err = capfd.readouterr().err
+    assert sum(f"same file as {a}" in line for line in err.splitlines()) == 3, err

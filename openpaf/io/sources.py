@@ -16,13 +16,14 @@ Spec kinds, tried in this order:
   * anything else: an ``InputError`` ("no such file or directory").
 
 A file is read once however often the specs reach it (same real file: links, repeated
-specs), and the rendered outputs in the run's ``output`` folder are never inputs (see
+specs; the other paths come as ``Duplicate`` with ``events=True``), and the rendered outputs in the run's ``output`` folder are never inputs (see
 ``io.paths``). Output names are assigned over the whole expansion of all specs (so they
 do not depend on ``shard``), and never take the stem of a run-level file
 (``openpaf_manifest``, ``openpaf_images``). With ``events=True`` the stream also carries
 ``Skipped`` (an input dropped by a ``skip``/``skip_stream`` callback) and ``StreamEnd``
 (the last frame of a video, webcam or still-image sequence has been yielded) markers, for
-consumers that keep per-stream state.
+consumers that keep per-stream state, and ``Duplicate`` (a path that is the same file as
+one read before, with the path read).
 
 Units: each still image, video and webcam is one unit; with ``sequences=True`` the images
 of one folder or glob spec (or of a run of consecutive image-file specs in one folder, as
@@ -36,7 +37,7 @@ from __future__ import annotations
 from typing import Callable, Iterator, Optional
 
 from ..errors import one_line
-from .frames import Frame, InputError, Item, Skipped, StreamEnd
+from .frames import Duplicate, Frame, InputError, Item, Skipped, StreamEnd
 from .images import (MAX_IMAGE_PIXELS, STDERR_LOCK, ImageLoadError, decode_image,
                      load_image)
 from .paths import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
@@ -49,7 +50,7 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
                 skip: Optional[Callable[[str], bool]] = None,
                 skip_stream: Optional[Callable[[str, str], bool]] = None,
                 shard: Optional[tuple[int, int]] = None, sequences: bool = False,
-                events: bool = False, output=None) -> Iterator[Item]:
+                events: bool = False, output=None, reserved=()) -> Iterator[Item]:
     """Yield ``Frame`` / ``InputError`` for every input spec, in order (see module doc).
 
     every: keep every N-th frame of each video/webcam and every N-th image of each
@@ -66,6 +67,7 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
     sequences: group still images into sequences (``Frame.sequence``, see module doc).
     events: also yield ``Skipped`` and ``StreamEnd`` markers.
     output: the run's output folder: its rendered outputs are never inputs.
+    reserved: output names not to give (their files are taken by run-level files).
     Callbacks run in the thread that iterates.
     """
     if every < 1:
@@ -73,11 +75,14 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
     check_shard(shard)
     budget = _Budget(max_frames)
     for unit in plan(list(specs), every=every, recursive=recursive, shard=shard,
-                     sequences=sequences, output=output):
+                     sequences=sequences, output=output, reserved=reserved):
         if budget.spent:
             return
         if isinstance(unit, InputError):
             yield unit
+        elif isinstance(unit, Duplicate):
+            if events:
+                yield unit
         elif isinstance(unit, StillSequence):
             yield from _sequence_items(unit, budget, skip_stream, events)
         elif unit.kind == "image":
@@ -180,6 +185,8 @@ def count_inputs(specs: list[str], *, every: int = 1, max_frames: Optional[int] 
                       sequences=sequences, output=output):
         if isinstance(unit, InputError):
             errors += 1
+        elif isinstance(unit, Duplicate):
+            continue
         elif isinstance(unit, StillSequence):
             frames += len(unit.images)
         elif unit.kind == "image":

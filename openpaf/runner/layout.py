@@ -16,6 +16,7 @@ tracker pass).
 """
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
@@ -116,6 +117,24 @@ class OutputLayout:
             out.append("maps")
         if kind == "video-frames":  # (the mp4 and JSONL are remade from the frames)
             out = [k for k in out if k not in ("render", "jsonl")]
+        return out
+
+    def reserved_names(self) -> set[str]:
+        """Output names whose files a run-level file (``run_files``) takes, e.g. ``a`` for
+        ``--coco-json OUT/a_keypoints.json``: the plan never gives them."""
+        o = self.o
+        kinds = [(o.json_dir or o.output, "_keypoints.json"), (o.output, "_rendered.jpg"),
+                 (o.output, "_rendered.mp4"), (o.output, ".jsonl")]
+        if o.write_maps is not None:
+            kinds += [(o.write_maps, f"_{k}") for k in ("heatmaps.npy", "pafs.npy",
+                                                        "heatmaps.png", "pafs.png",
+                                                        "maps.json")]
+        out = set()
+        for path in filter(None, run_files(o).values()):
+            folder = os.path.realpath(Path(path).parent)
+            for where, suffix in kinds:
+                if path.name.endswith(suffix) and folder == os.path.realpath(where):
+                    out.add(path.name[:-len(suffix)])
         return out
 
     # -- skip decisions ------------------------------------------------------------------

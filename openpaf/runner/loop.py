@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from ..errors import error_reason, one_line
 from ..io.atomic import atomic_write_image
-from ..io.frames import Frame, InputError, Skipped, StreamEnd
+from ..io.frames import Duplicate, Frame, InputError, Skipped, StreamEnd
 from ..io.images import STDERR_LOCK
 from ..io.maps import write_maps
 from ..io.paths import check_output_files
@@ -139,6 +139,9 @@ class _Run:
             self.skipped(item)
         elif isinstance(item, StreamEnd):
             self.end_stream(item)
+        elif isinstance(item, Duplicate):
+            self.say(f"duplicate {item.source}: the same file as {item.of}, read once")
+            self.record(input=item.source, status="duplicate", of=item.of)
 
     def skipped(self, item: Skipped) -> None:
         if item.kind == "image":
@@ -382,7 +385,8 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
         frames = Prefetcher(iter_frames(specs, every=o.every, max_frames=o.max_frames,
                                         recursive=o.recursive, skip=run.layout.skip_still,
                                         skip_stream=run.layout.skip_stream, shard=o.shard,
-                                        sequences=o.track, events=True, output=o.output),
+                                        sequences=o.track, events=True, output=o.output,
+                                        reserved=run.layout.reserved_names()),
                                size=o.prefetch)
         ahead = (Prefetcher(predict_ahead(frames, predict, run.needs_predict), size=2,
                             name="openpaf-predict") if o.overlap else None)
