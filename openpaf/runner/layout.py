@@ -227,6 +227,8 @@ class OutputLayout:
             stamp = self.stamp(stream, frame.stream_source or frame.source)
             self.resumable[stream] = self._why_redo(
                 stream, stamp, "video-frames", ("done", "stopped", "interrupted")) is None
+            if self.resumable[stream]:  # (resumed, not redone)
+                self.redo.pop(stream, None)
         return self.marker(frame.name) if self.resumable[stream] else None
 
     def done_frames(self, name: str) -> int:

@@ -144,6 +144,7 @@ class _Run:
             self.record(input=item.source, status="duplicate", of=item.of)
 
     def skipped(self, item: Skipped) -> None:
+        self.layout.stamps.pop(item.name, None)  # (its earlier record stands)
         if item.kind == "image":
             self.summary.skipped_existing += 1
             self.tick()
