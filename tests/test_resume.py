@@ -17,29 +17,19 @@ from click.testing import CliRunner
 from openpaf.io.manifest import read_manifest
 from openpaf.runner import InferOptions, run_inference
 from openpaf.skeleton import NUM_KEYPOINTS
-from openpaf.structures import Detections, Person
 
 import helpers
+from test_runner import FakePredict
 
 
-class Fake:
-    """A predictor with the settings a real one reports (weights file, height); one person
-    laid out relative to the image size."""
+class Fake(FakePredict):
+    """``FakePredict`` with the settings a real predictor reports (weights file, height)."""
 
-    def __init__(self, weights=None, height=None, **_):
+    def __init__(self, weights=None, height=None, interrupt_on=None, **_):
+        super().__init__(interrupt_on=interrupt_on)
         self.weights_path = None if weights is None else Path(weights)
         self.height = height or 456
         self.manifest: dict = {}
-        self.calls = 0
-
-    def __call__(self, image):
-        self.calls += 1
-        h, w = image.shape[:2]
-        kps = np.zeros((NUM_KEYPOINTS, 3), np.float32)
-        kps[:, 0] = np.linspace(0.3, 0.7, NUM_KEYPOINTS) * w
-        kps[:, 1] = np.linspace(0.1, 0.9, NUM_KEYPOINTS) * h
-        kps[:, 2] = 0.9
-        return Detections((w, h), [Person(kps, 0.75)])
 
 
 def _jpg(path, seed, size=(48, 64)):
@@ -216,17 +206,6 @@ def test_sigterm_finalises_like_ctrl_c_and_exits_143(tmp_path):
     assert [r["status"] for r in records if "input" in r] == ["interrupted"]
 
 
-class Interrupting(Fake):
-    def __init__(self, after):
-        super().__init__()
-        self.after = after
-
-    def __call__(self, image):
-        if self.calls == self.after:
-            raise KeyboardInterrupt
-        return super().__call__(image)
-
-
 def test_an_interrupted_rerun_keeps_the_earlier_complete_files(tmp_path):
     """Ctrl-C in a re-run leaves the earlier complete COCO file, rendered mp4, stream
     JSONL and --jsonl file as they were (a first run still finalises what it did)."""
@@ -234,13 +213,13 @@ def test_an_interrupted_rerun_keeps_the_earlier_complete_files(tmp_path):
     out = tmp_path / "out"
     opts = InferOptions(output=out, stream_jsonl=True, coco_json=out / "coco.json",
                         jsonl=out / "all.jsonl", overlap=False)
-    first = run_inference(Interrupting(4), [str(video)], opts, progress=False)
+    first = run_inference(Fake(interrupt_on=5), [str(video)], opts, progress=False)
     assert first.interrupted and len(json.loads((out / "coco.json").read_text())) == 4
     assert run_inference(Fake(), [str(video)], opts, progress=False).processed == 10
     files = ["coco.json", "clip_rendered.mp4", "clip.jsonl", "all.jsonl"]
     before = {f: (out / f).read_bytes() for f in files}
     assert len(json.loads(before["coco.json"])) == 10
-    s = run_inference(Interrupting(3), [str(video)], opts, progress=False)
+    s = run_inference(Fake(interrupt_on=4), [str(video)], opts, progress=False)
     assert s.interrupted and s.processed == 3
     assert {f: (out / f).read_bytes() for f in files} == before
     assert [f for f in os.listdir(out) if f.startswith(".")] == []
