@@ -141,14 +141,15 @@ def manifest_files(output: PathLike) -> list[Path]:
                   if is_reserved_stem(p.stem) and p.is_file())
 
 
-def latest_records(paths: Iterable[PathLike], key: str = "input") -> dict[str, dict]:
+def latest_records(paths: Iterable[PathLike], key: str = "input",
+                   statuses=("done", "stopped", "interrupted")) -> dict[str, dict]:
     """``record[key] -> last record`` over the given manifests (``key``: "input", or
-    "name" for the output name), for inputs with a ``done``, ``stopped`` or
-    ``interrupted`` status (a later record wins; files are read in the given order)."""
+    "name" for the output name), for inputs with one of ``statuses`` (a later record
+    wins; files are read in the given order)."""
     out: dict[str, dict] = {}
     for path in paths:
         for rec in read_manifest(path):
-            if key in rec and rec.get("status") in ("done", "stopped", "interrupted"):
+            if key in rec and rec.get("status") in statuses:
                 out[str(rec[key])] = rec
     return out
 

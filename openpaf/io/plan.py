@@ -86,14 +86,16 @@ def glob_files(pattern: str) -> list[str]:
 
 
 def _keep(files: list[str], seen: dict, output) -> Iterator[Union[str, Duplicate]]:
-    """``files`` less the run's own outputs; a file already listed (by real file: links,
-    repeated specs) as a ``Duplicate`` naming the path listed first."""
+    """``files`` less the run's own outputs and paths already listed; another path to a
+    file already listed (by real file: links) as a ``Duplicate`` naming the path listed
+    first."""
     for f in files:
         key = file_key(f)
         if is_own_output(f, output):
             continue
         if key in seen:
-            yield Duplicate(f, seen[key])
+            if os.path.abspath(f) != os.path.abspath(seen[key]):
+                yield Duplicate(f, seen[key])
             continue
         seen[key] = f
         yield f
@@ -312,5 +314,5 @@ def input_keys(specs: list[str], *, recursive: bool = False, output=None) -> set
     return set(seen)
 
 
-__all__ = ["MAX_WEBCAM_INDEX", "Names", "StillSequence", "Unit", "check_shard", "expand", "input_keys",
-           "kind_of", "natural_key", "parse_shard", "plan"]
+__all__ = ["MAX_WEBCAM_INDEX", "Names", "StillSequence", "Unit", "check_shard", "expand",
+           "input_keys", "kind_of", "natural_key", "parse_shard", "plan"]

@@ -105,9 +105,9 @@ class VideoSink:
 
     The file is written under a temporary name in the same folder and moved onto ``path``
     by ``close()``, so an existing video is only replaced by a finished one that reads back
-    with every frame (``io.video.verify_video``; else ``close()`` raises ``OSError``). The frame size
-    is fixed by the first frame (later frames of another size are resized to it). A sink
-    that received no frame writes nothing. ``fps`` None or <= 0 means 30.
+    with every frame (``io.video.verify_video``; else ``close()`` raises ``OSError``). The
+    frame size is fixed by the first frame (later frames of another size are resized to
+    it). A sink that received no frame writes nothing. ``fps`` None or <= 0 means 30.
     """
 
     def __init__(self, path: Union[str, os.PathLike], fps: Optional[float] = None,

@@ -16,10 +16,11 @@ Spec kinds, tried in this order:
   * anything else: an ``InputError`` ("no such file or directory").
 
 A file is read once however often the specs reach it (same real file: links, repeated
-specs; the other paths come as ``Duplicate`` with ``events=True``), and the rendered outputs in the run's ``output`` folder are never inputs (see
-``io.paths``). Output names are assigned over the whole expansion of all specs (so they
-do not depend on ``shard``), and never take the stem of a run-level file
-(``openpaf_manifest``, ``openpaf_images``). With ``events=True`` the stream also carries
+specs; other paths to it, links, come as ``Duplicate`` with ``events=True``), and the
+rendered outputs in the run's ``output`` folder are never inputs (see ``io.paths``). Output names
+are assigned over the whole expansion of all specs (so they do not depend on ``shard``),
+and never take the stem of a run-level file (``openpaf_manifest``, ``openpaf_images``)
+(see ``io.plan.Names``). With ``events=True`` the stream also carries
 ``Skipped`` (an input dropped by a ``skip``/``skip_stream`` callback) and ``StreamEnd``
 (the last frame of a video, webcam or still-image sequence has been yielded) markers, for
 consumers that keep per-stream state, and ``Duplicate`` (a path that is the same file as

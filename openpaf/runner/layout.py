@@ -72,7 +72,8 @@ class OutputLayout:
         held.enter_context(output_lock(o.output, o.shard))
         remove_stale_temp_files(o.output)   # left by a killed run
         if o.skip_existing:
-            self.previous = latest_records(manifest_files(o.output), key="name")
+            self.previous = latest_records(manifest_files(o.output), key="name", statuses=(
+                "done", "stopped", "interrupted", "failed"))  # (a failed write: redo)
             self.earlier_settings = recorded_settings(manifest_files(o.output))
         if not o.manifest:
             return None

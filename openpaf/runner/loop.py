@@ -91,13 +91,16 @@ class _Run:
                           f"cannot write manifest: {error_reason(e)}")
 
     def fail(self, source: str, reason: str, frame: Optional[int] = None,
-             record: bool = True) -> None:
+             record: bool = True, name: Optional[str] = None) -> None:
+        """Report and record a failure (``name``: the output name whose files it may have
+        left half-written, so that a resumed run redoes it)."""
         reason = one_line(reason)
         label = source if frame is None else f"{source} frame {frame}"
         self.summary.failed.append((label, reason))
         self.say(f"skipped {label}: {reason}")
         if record:
             extra = {} if frame is None else {"frame": frame}
+            extra.update({} if name is None else {"name": name})
             self.record(input=source, status="failed", reason=reason, **extra)
 
     def provenance(self, name: str) -> dict:
@@ -288,7 +291,8 @@ class _Run:
                 write_openpose_json(self.layout.json_path(frame.name), det, self.o.openpose)
             self.files.add(det, frame.name, frame.index, frame.time, stream)
         except Exception as e:
-            self.fail(frame.source, f"cannot write output: {error_reason(e)}", frame_no)
+            self.fail(frame.source, f"cannot write output: {error_reason(e)}", frame_no,
+                      name=frame.name)
             if stream is not None:
                 stream.errors += 1
             return

@@ -82,7 +82,8 @@ def run_settings(predict, o: InferOptions) -> dict:
             out[name] = _plain(getattr(predict, name))
     if hasattr(predict, "params"):
         out["decoder"] = _plain(predict.params)
-    out["runtime"] = type(getattr(predict, "model", predict)).__name__
+    if hasattr(predict, "model"):  # (torch module, onnxruntime or OpenVINO model)
+        out["runtime"] = type(predict.model).__name__
     out.update(layout=o.openpose.layout, keypoint_scale=o.openpose.keypoint_scale,
                part_candidates=o.openpose.part_candidates,
                number_people_max=o.number_people_max, render_threshold=o.render_threshold,
