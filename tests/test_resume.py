@@ -279,3 +279,24 @@ def test_linked_inputs_are_recorded_as_duplicates(tmp_path, capfd):
     assert all(r["of"] == str(a) for r in dup.values())
     err = capfd.readouterr().err
     assert sum(f"same file as {a}" in line for line in err.splitlines()) == 2, err
+
+
+def test_an_input_whose_write_failed_is_redone(tmp_path, monkeypatch):
+    """A re-run from another photo.jpg that rendered, then failed to write its JSON: the
+    render on disk is no longer the first photo's, so resuming the first redoes it."""
+    a = _jpg(tmp_path / "a" / "photo.jpg", 1)
+    b = _jpg(tmp_path / "b" / "photo.jpg", 2)
+    out = tmp_path / "out"
+    opts = InferOptions(output=out, skip_existing=True)
+    run_inference(Fake(), [str(a)], opts, progress=False)
+    import openpaf.runner.loop as loop
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    with monkeypatch.context() as m:
+        m.setattr(loop, "write_openpose_json", full_disk)
+        assert len(run_inference(Fake(), [str(b)], opts, progress=False).failed) == 1
+    fake = Fake()
+    s = run_inference(fake, [str(a)], opts, progress=False)
+    assert fake.calls == 1 and s.redone == 1
+    assert _records(out)[-1]["redo"] == "the earlier run failed it"

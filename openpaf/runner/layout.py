@@ -170,7 +170,7 @@ class OutputLayout:
         ``redo`` when an earlier run wrote them."""
         rec = self.previous.get(name)
         if rec is None:
-            why = "no record of the run that wrote it" if self.marker(name) else None
+            why = "no record of the run that wrote it"
         elif rec.get("status") not in statuses:
             why = f"the earlier run {rec.get('status')} it"
         else:
@@ -183,7 +183,7 @@ class OutputLayout:
                 why = f"{', '.join(missing)} not written before"
         if why is not None and (rec is not None or self.marker(name)):
             self.redo[name] = why
-        return why if rec is not None else "not done"
+        return why
 
     def skip_still(self, name: str, source: str) -> bool:
         """True when still image ``name`` (from ``source``) was done by an earlier run
@@ -211,10 +211,10 @@ class OutputLayout:
         kind = (rec or {}).get("kind", "video")
         if self._why_redo(name, stamp, kind) is not None:
             return False
-        if "jsonl" in self.outputs(kind) and not self.stream_jsonl_path(name).exists():
-            return False
-        if "render" in self.outputs(kind) and kind == "video" and rec.get("frames", 0) > 0 \
-                and not self.video_path(name).exists():
+        if ("jsonl" in self.outputs(kind) and not self.stream_jsonl_path(name).exists()) \
+                or ("render" in self.outputs(kind) and kind == "video"
+                    and rec.get("frames", 0) > 0 and not self.video_path(name).exists()):
+            self.redo[name] = "an output of it is missing"
             return False
         return True
 
