@@ -157,7 +157,9 @@ def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, 
     Every run appends OUTPUT/openpaf_manifest.jsonl: one line per done, failed or skipped
     input (with the reason), valid even if the run is killed. Ctrl-C stops cleanly: the
     current video's mp4/JSONL are finalised with the frames done so far (the manifest
-    marks it interrupted, so --skip-existing redoes it) and no partial file is left.
+    marks it interrupted, so --skip-existing redoes it) and no partial file is left; an
+    earlier run's mp4, JSONL or COCO file is kept rather than replaced by a partial one.
+    SIGTERM does the same.
 
     \b
     Many GPUs or machines: give every process the same INPUTS and OUTPUT and its

@@ -20,7 +20,8 @@ from .options import InferOptions
 
 # Predictor attributes that change its detections (read when present; a plain callable
 # has none).
-PREDICTOR_SETTINGS = ("height", "scales", "flip", "precision", "max_side", "pad_value")
+PREDICTOR_SETTINGS = ("height", "scales", "flip", "precision", "dtype", "max_side",
+                      "pad_value")
 
 
 def file_stamp(path) -> Optional[dict]:
@@ -65,17 +66,15 @@ def weights_sha256(path) -> Optional[str]:
 
 
 def _plain(value):
+    """A dataclass as a dict (``run_settings`` makes the rest JSON)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
+        return dataclasses.asdict(value)
     return value
 
 
 def run_settings(predict, o: InferOptions) -> dict:
-    """Everything of this run that changes an input's outputs (JSON-safe, flat)."""
+    """Everything of this run that changes an input's outputs, as the manifest holds it
+    (JSON values; anything else as its ``str``)."""
     out: dict = {"weights_sha256": weights_sha256(getattr(predict, "weights_path", None))}
     for name in PREDICTOR_SETTINGS:
         if hasattr(predict, name):
@@ -89,7 +88,7 @@ def run_settings(predict, o: InferOptions) -> dict:
                number_people_max=o.number_people_max, render_threshold=o.render_threshold,
                maps_format=o.maps_format, every=o.every, track=o.track, smooth=o.smooth,
                tracker=_plain(o.tracker_params()) if o.track else None)
-    return out
+    return json.loads(json.dumps(out, default=str))
 
 
 def settings_id(settings: dict) -> str:
