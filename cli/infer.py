@@ -128,8 +128,10 @@ def _parse_shard(ctx, param, value):
               help="One-Euro smoothing of tracked keypoints over the stream's timestamps "
                    "(implies --track).")
 @click.option("--skip-existing", is_flag=True,
-              help="Resume: skip images whose <name>_keypoints.json exists and videos the "
-                   "manifest records as done.")
+              help="Resume: skip the images and videos an earlier run into OUTPUT did from "
+                   "the same source file with the same weights and settings, whose outputs "
+                   "exist (the manifest records what produced them); redo the others and "
+                   "say why.")
 @click.option("--every", type=click.IntRange(min=1), default=_DEFAULTS.every,
               show_default=True,
               help="Process every N-th video frame / folder image (rendered videos play at "
@@ -195,7 +197,9 @@ def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, 
     Every run appends OUTPUT/openpaf_manifest.jsonl: one line per done, failed or skipped
     input (with the reason), valid even if the run is killed. Ctrl-C stops cleanly: the
     current video's mp4/JSONL are finalised with the frames done so far (the manifest
-    marks it interrupted, so --skip-existing redoes it) and no partial file is left.
+    marks it interrupted, so --skip-existing redoes it) and no partial file is left; an
+    earlier run's mp4, JSONL or COCO file is kept rather than replaced by a partial one.
+    SIGTERM does the same.
 
     \b
     Many GPUs or machines: give every process the same INPUTS and OUTPUT and its
@@ -212,6 +216,7 @@ def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, 
       2  some inputs failed, the others were processed
       130 interrupted (Ctrl-C, or q/Esc in the --show window); outputs written
           so far are complete
+      143 terminated (SIGTERM), finalised like Ctrl-C
     A stream that drops and cannot be reopened (--reconnect) counts as a failed
     input, its frames so far kept: exit code 2 (1 when no frame was processed).
     """
@@ -240,7 +245,11 @@ def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, 
                                maps_format=maps_format, realtime=realtime, show=show,
                                live=LiveOptions(open_timeout, reconnect),
                                style=RenderStyle(line_width, point_radius, background,
-                                                 draw_ids, alpha))
+                                                 draw_ids, alpha),
+                               requested=dict(weights=weights, height=height, scales=scales,
+                                              flip=flip, accurate=accurate, preset=preset,
+                                              backend=backend, precision=precision,
+                                              device=device))
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     if show:

@@ -213,7 +213,7 @@ def test_folder_with_bad_files_keeps_going(cases):
 def test_skip_callback_avoids_decoding(cases, monkeypatch):
     seen = []
     monkeypatch.setattr(sources, "load_image", lambda p: (_ for _ in ()).throw(AssertionError))
-    out = list(iter_frames([str(cases["good"])], skip=lambda n: seen.append(n) or True))
+    out = list(iter_frames([str(cases["good"])], skip=lambda n, path: seen.append(n) or True))
     assert out == [] and seen == ["good"]
 
 
@@ -348,7 +348,7 @@ def test_sequences_and_events(tmp_path, cases):
     # A run of image arguments from one folder (a shell-expanded glob) is one sequence.
     specs = [str(seq), str(video), str(lone / "p.png"), str(lone / "q.png")]
     items = list(iter_frames(specs, sequences=True, events=True,
-                             skip=lambda n: pytest.fail("stills in sequences never skip")))
+                             skip=lambda n, path: pytest.fail("stills in sequences never skip")))
     kinds = [(type(i).__name__, getattr(i, "name", None)) for i in items]
     assert kinds == [("InputError", None), ("Frame", "f1"), ("Frame", "f2"),
                      ("Frame", "f10"), ("StreamEnd", "seq"),
@@ -370,14 +370,14 @@ def test_sequences_and_events(tmp_path, cases):
     assert not any(isinstance(i, StreamEnd) for i in plain)
     assert all(i.sequence is None for i in plain if isinstance(i, Frame))
     # Skip callbacks: markers instead of decoding.
-    items = list(iter_frames([str(seq), str(video)], events=True, skip=lambda n: n == "f2",
-                             skip_stream=lambda name, src: name == "clip"))
+    items = list(iter_frames([str(seq), str(video)], events=True, skip=lambda n, path: n == "f2",
+                             skip_stream=lambda name, src, files: name == "clip"))
     skipped = [i for i in items if isinstance(i, Skipped)]
     assert [(s.kind, s.name, s.frames) for s in skipped] == [("image", "f2", 1),
                                                               ("video", "clip", None)]
     assert not any(isinstance(i, Frame) and i.video for i in items)
     items = list(iter_frames([str(seq)], events=True, sequences=True,
-                             skip_stream=lambda name, src: True))
+                             skip_stream=lambda name, src, files: True))
     assert [(type(i).__name__, i.frames) for i in items] == [("Skipped", 4)]  # (bad.png too)
 
 

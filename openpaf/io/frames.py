@@ -1,6 +1,6 @@
 """What reading inputs yields: ``Frame`` (a decoded image and where it came from),
-``InputError`` (a bad input, one line), and with ``events=True`` the ``Skipped`` and
-``StreamEnd`` markers for consumers that keep per-stream state."""
+``InputError`` (a bad input, one line), and with ``events=True`` the ``Skipped``,
+``Duplicate`` and ``StreamEnd`` markers for consumers that keep per-stream state."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,6 +75,15 @@ class Skipped:
 
 
 @dataclass
+class Duplicate:
+    """(``events=True`` only) An input path that is the same file as one read before
+    (a symlink, a hard link, a repeated spec): not read again. of: the path read."""
+
+    source: str
+    of: str
+
+
+@dataclass
 class StreamEnd:
     """(``events=True`` only) A video, webcam or sequence stream has ended.
 
@@ -96,4 +105,4 @@ class StreamEnd:
     info: Optional[dict] = None
 
 
-Item = Union[Frame, InputError, Skipped, StreamEnd]
+Item = Union[Frame, InputError, Skipped, StreamEnd, Duplicate]

@@ -5,7 +5,9 @@ sharded run, so processes never share a file). Each run appends::
 
     {"event": "start", "time": "2024-05-01T12:00:00Z", "pid": 123, "version": "0.1.0",
      "inputs": [...], "shard": [i, n] | null, "options": {...}}
-    {"input": "a.jpg", "kind": "image", "name": "a", "status": "done", "people": 2}
+    {"input": "a.jpg", "kind": "image", "name": "a", "status": "done", "people": 2,
+     "stamp": {"file": "/data/a.jpg", "size": 123, "mtime_ns": ...},
+     "settings_id": "...", "outputs": ["openpose", "render"]}
     {"input": "b.jpg", "status": "failed", "reason": "truncated JPEG (no end-of-image marker)"}
     {"input": "c.jpg", "kind": "image", "name": "c", "status": "skipped",
      "reason": "existing output"}
@@ -15,6 +17,13 @@ sharded run, so processes never share a file). Each run appends::
     ...
     {"event": "end", "time": ..., "processed": ..., "skipped_existing": ..., "failed": ...,
      "people": ..., "seconds": ..., "interrupted": false}
+
+The start record also holds the run's ``settings`` (weights sha256, network, decoder
+and output settings; ``runner.provenance``), its ``settings_id``, and the model options as
+``requested``. Each input's record names its source (``stamp``) and the ``settings_id``
+that produced its outputs; a resumed run skips it only when both still match.
+A file reached again through a link or a repeated spec gets a ``duplicate`` record
+(``of``: the path processed).
 
 Statuses: ``done``; ``failed`` (with ``reason``; for a frame of a video the record also
 has ``frame`` when known, and the video still gets its own record when it ends; frames a
@@ -136,17 +145,28 @@ def manifest_files(output: PathLike) -> list[Path]:
                   if is_reserved_stem(p.stem) and p.is_file())
 
 
-def latest_records(paths: Iterable[PathLike]) -> dict[str, dict]:
-    """``input -> last record`` over the given manifests, for inputs with a ``done``,
-    ``stopped`` or ``interrupted`` status (a later record of the same input wins; files
-    are read in the given order)."""
+def latest_records(paths: Iterable[PathLike], key: str = "input",
+                   statuses=("done", "stopped", "interrupted")) -> dict[str, dict]:
+    """``record[key] -> last record`` over the given manifests (``key``: "input", or
+    "name" for the output name), for inputs with one of ``statuses`` (a later record
+    wins; files are read in the given order)."""
     out: dict[str, dict] = {}
     for path in paths:
         for rec in read_manifest(path):
-            if "input" in rec and rec.get("status") in ("done", "stopped", "interrupted"):
-                out[str(rec["input"])] = rec
+            if key in rec and rec.get("status") in statuses:
+                out[str(rec[key])] = rec
+    return out
+
+
+def recorded_settings(paths: Iterable[PathLike]) -> dict[str, dict]:
+    """``settings_id -> settings`` of every run's start record in the given manifests."""
+    out: dict[str, dict] = {}
+    for path in paths:
+        for rec in read_manifest(path):
+            if rec.get("event") == "start" and isinstance(rec.get("settings"), dict):
+                out[str(rec.get("settings_id"))] = rec["settings"]
     return out
 
 
 __all__ = ["ManifestWriter", "read_manifest", "manifest_path", "manifest_files",
-           "latest_records", "MANIFEST_STEM"]
+           "latest_records", "recorded_settings", "MANIFEST_STEM"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Union
 
 from ..errors import one_line
-from .frames import InputError
+from .frames import Duplicate, InputError
 from .paths import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, file_key, is_own_output, is_reserved_stem
 from .urls import is_live_spec, mask_credentials, stream_stem
 
@@ -88,28 +88,43 @@ def glob_files(pattern: str) -> list[str]:
     return out
 
 
-def _keep(files: list[str], seen: set, output) -> list[str]:
-    """``files`` less the run's own outputs and files already listed (by real file)."""
-    kept = []
+def _keep(files: list[str], seen: dict, output) -> Iterator[Union[str, Duplicate]]:
+    """``files`` less the run's own outputs and paths already listed; another path to a
+    file already listed (by real file: links) as a ``Duplicate`` naming the path listed
+    first."""
     for f in files:
         key = file_key(f)
-        if key in seen or is_own_output(f, output):
+        if is_own_output(f, output):
             continue
-        seen.add(key)
-        kept.append(f)
-    return kept
+        if key in seen:
+            if os.path.abspath(f) != os.path.abspath(seen[key]):
+                yield Duplicate(f, seen[key])
+            continue
+        seen[key] = f
+        yield f
 
 
-def expand(spec: str, recursive: bool, seen: set,
-            output=None) -> Iterator[Union[Unit, InputError]]:
-    """The inputs of one spec; files in ``seen`` (``file_key``) or outputs of the run into
-    ``output`` are left out, the others added to ``seen``."""
+def _units(files: list[str], seen: dict, output,
+           kind=None) -> Iterator[Union[Unit, Duplicate]]:
+    """``Unit``s of the ``_keep`` files (indexed in order) and their ``Duplicate``s."""
+    i = 0
+    for f in _keep(files, seen, output):
+        if isinstance(f, Duplicate):
+            yield f
+            continue
+        yield Unit(kind or kind_of(f), f, i)
+        i += 1
+
+
+def expand(spec: str, recursive: bool, seen: dict,
+           output=None) -> Iterator[Union[Unit, InputError, Duplicate]]:
+    """The inputs of one spec; outputs of the run into ``output`` are left out, files in
+    ``seen`` (``file_key -> path``) come as ``Duplicate``, the others are added to it."""
     spec = os.fspath(spec)
     if is_live_spec(spec):
         yield Unit("stream", spec)
     elif os.path.isfile(spec):
-        for f in _keep([spec], seen, output):
-            yield Unit(kind_of(f) or "image", f)
+        yield from _units([spec], seen, output, kind_of(spec) or "image")
     elif os.path.isdir(spec):
         if recursive:
             files = [os.path.join(root, f) for root, dirs, names in os.walk(spec)
@@ -126,9 +141,7 @@ def expand(spec: str, recursive: bool, seen: set,
         files = sorted((f for f in files if kind_of(f)), key=natural_key)
         if not files:
             yield InputError(spec, "no images in folder")
-        files = _keep(files, seen, output)
-        for i, f in enumerate(files):
-            yield Unit(kind_of(f), f, i)
+        yield from _units(files, seen, output)
     elif spec.isdigit():
         if int(spec) > MAX_WEBCAM_INDEX:
             yield InputError(spec, f"no such file, and not a webcam index "
@@ -140,23 +153,55 @@ def expand(spec: str, recursive: bool, seen: set,
                        key=natural_key)
         if not files:
             yield InputError(spec, "no images or videos match the pattern")
-        files = _keep(files, seen, output)
-        for i, f in enumerate(files):
-            yield Unit(kind_of(f), f, i)
+        yield from _units(files, seen, output)
     elif os.path.exists(spec):
         yield InputError(spec, "not a regular file or folder (a FIFO, socket or device)")
     else:
         yield InputError(spec, "no such file or directory")
 
 
-def unique_name(name: str, used: set[str]) -> str:
-    """``name``, or ``name_2``, ``name_3``... when used or the stem of a run-level file."""
-    out, k = name, 1
-    while out in used or is_reserved_stem(out):
-        k += 1
-        out = f"{name}_{k}"
-    used.add(out)
-    return out
+# A video's frame ``i`` is named ``<stem>_<i:06d>`` (``io.video``).
+_FRAME_NAME = re.compile(r"(.*)_\d{6,}")
+
+
+class Names:
+    """The output names of one run, each given once (``give``): never the stem of a
+    run-level file, nor one of ``reserved`` (names whose outputs a run-level file takes),
+    and a still's name never looks like a frame of a video stem given in the run
+    (``<stem>_000123``, as ``ffmpeg -i a.mp4 a_%06d.jpg`` names them), in either order."""
+
+    def __init__(self, reserved=()):
+        self.used: set[str] = set()
+        self.videos: set[str] = set()     # stems whose frames are named <stem>_<number>
+        self.frame_like: set[str] = set()  # <stem> of names looking like <stem>_<number>
+        for name in reserved:
+            self._take(name)
+
+    def _take(self, name: str) -> None:
+        self.used.add(name)
+        m = _FRAME_NAME.fullmatch(name)
+        if m:
+            self.frame_like.add(m.group(1))
+
+    def _taken(self, name: str, video: bool) -> bool:
+        if name in self.used or is_reserved_stem(name):
+            return True
+        if video:
+            return name in self.frame_like
+        m = _FRAME_NAME.fullmatch(name)
+        return m is not None and m.group(1) in self.videos
+
+    def give(self, name: str, video: bool = False) -> str:
+        """``name``, or ``name_2``, ``name_3``... when taken (``video``: a stream stem
+        whose frames get ``<stem>_<number>`` names)."""
+        out, k = name, 1
+        while self._taken(out, video):
+            k += 1
+            out = f"{name}_{k}"
+        self._take(out)
+        if video:
+            self.videos.add(out)
+        return out
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -192,11 +237,11 @@ class _Planner:
     the open run of image-file specs in one folder (``sequences=True``)."""
 
     def __init__(self, every: int, recursive: bool, shard: Optional[tuple[int, int]],
-                 sequences: bool, output):
+                 sequences: bool, output, reserved=()):
         self.every, self.recursive, self.shard = every, recursive, shard
         self.sequences, self.output = sequences, output
-        self.used: set[str] = set()
-        self.seen: set = set()
+        self.names = Names(reserved)
+        self.seen: dict = {}
         self.position = 0
         self.run: Optional[StillSequence] = None
         self.run_dir: Optional[str] = None
@@ -214,7 +259,7 @@ class _Planner:
         first, last = seq.images[0].path, seq.images[-1].path
         seq.source = first if len(seq.images) == 1 else \
             f"{first} ... {last} ({len(seq.images)} files)"
-        seq.name = unique_name(Path(os.path.abspath(first)).parent.name or "images", self.used)
+        seq.name = self.names.give(Path(os.path.abspath(first)).parent.name or "images")
         if self.mine():
             yield seq
 
@@ -227,14 +272,14 @@ class _Planner:
             yield from self.close_run()
         group = StillSequence(spec, []) if self.sequences and not image_file else None
         for inp in expand(spec, self.recursive, self.seen, self.output):
-            if isinstance(inp, InputError):
+            if isinstance(inp, (InputError, Duplicate)):
                 if self.mine():
                     yield inp
                 continue
             if inp.kind == "image":
                 if inp.index % self.every:
                     continue
-                inp.name = unique_name(Path(inp.path).stem, self.used)
+                inp.name = self.names.give(Path(inp.path).stem)
                 if in_run:
                     if self.run is None:
                         self.run, self.run_dir = StillSequence("", []), folder
@@ -246,22 +291,23 @@ class _Planner:
             else:
                 stem = (f"webcam{inp.path}" if inp.kind == "webcam" else stream_stem(inp.path)
                         if inp.kind == "stream" else Path(inp.path).stem)
-                inp.name = unique_name(stem, self.used)
+                inp.name = self.names.give(stem, video=True)
             if self.mine():
                 yield inp
         if group is not None and group.images:
-            group.name = unique_name(sequence_stem(spec), self.used)
+            group.name = self.names.give(sequence_stem(spec))
             if self.mine():
                 yield group
 
 
 def plan(specs: list[str], *, every: int, recursive: bool,
-         shard: Optional[tuple[int, int]], sequences: bool,
-         output=None) -> Iterator[Union[Unit, StillSequence, InputError]]:
+         shard: Optional[tuple[int, int]], sequences: bool, output=None,
+         reserved=()) -> Iterator[Union[Unit, StillSequence, InputError, Duplicate]]:
     """The units (image, video, webcam, sequence, expansion error) of ``specs`` in this
     ``shard``, in order, with output names assigned over all shards (see ``io.sources``).
-    A file is listed once however often it is reached (links, repeated specs)."""
-    planner = _Planner(every, recursive, shard, sequences, output)
+    A file is listed once however often it is reached (links, repeated specs).
+    ``reserved``: names not to give (see ``Names``)."""
+    planner = _Planner(every, recursive, shard, sequences, output, reserved)
     for spec in specs:
         yield from planner.units(os.fspath(spec))
     yield from planner.close_run()
@@ -269,12 +315,12 @@ def plan(specs: list[str], *, every: int, recursive: bool,
 
 def input_keys(specs: list[str], *, recursive: bool = False, output=None) -> set:
     """``paths.file_key`` of every file the specs expand to (all shards)."""
-    seen: set = set()
+    seen: dict = {}
     for spec in specs:
         for _ in expand(os.fspath(spec), recursive, seen, output):
             pass
-    return seen
+    return set(seen)
 
 
-__all__ = ["MAX_WEBCAM_INDEX", "StillSequence", "Unit", "check_shard", "expand", "input_keys",
-           "kind_of", "natural_key", "parse_shard", "plan"]
+__all__ = ["MAX_WEBCAM_INDEX", "Names", "StillSequence", "Unit", "check_shard", "expand",
+           "input_keys", "kind_of", "natural_key", "parse_shard", "plan"]

@@ -13,6 +13,7 @@ import numpy as np
 from ..skeleton import KEYPOINTS, LIMBS, NUM_KEYPOINTS, OPENPOSE_COCO18, RENDER_LIMBS
 from ..structures import Detections, Person
 from .atomic import AtomicPath
+from .video import verify_video
 
 # OpenPose's COCO render colours (BGR, one per keypoint); a limb takes the colour of its
 # end keypoint, as in OpenPose.
@@ -159,9 +160,10 @@ class VideoSink:
     """Write BGR frames to an mp4 (``mp4v``) with ``cv2.VideoWriter``.
 
     The file is written under a temporary name in the same folder and moved onto ``path``
-    by ``close()``, so an existing video is only replaced by a finished one. The frame size
-    is fixed by the first frame (later frames of another size are resized to it). A sink
-    that received no frame writes nothing. ``fps`` None or <= 0 means 30.
+    by ``close()``, so an existing video is only replaced by a finished one that reads back
+    with every frame (``io.video.verify_video``; else ``close()`` raises ``OSError``). The
+    frame size is fixed by the first frame (later frames of another size are resized to
+    it). A sink that received no frame writes nothing. ``fps`` None or <= 0 means 30.
     """
 
     def __init__(self, path: Union[str, os.PathLike], fps: Optional[float] = None,
@@ -196,16 +198,25 @@ class VideoSink:
         """Finish the file; returns its path, or None when no frame was written."""
         if self._writer is None:
             return None
-        self._writer.release()
-        self._writer = None
+        writer, self._writer = self._writer, None
+        try:
+            writer.release()  # (an encoder may fail here, e.g. on a full disk)
+            verify_video(self._tmp.tmp, self.frames)  # (an earlier file is kept if not)
+        except BaseException:
+            self._tmp.discard()
+            raise
         return self._tmp.commit()
 
     def abort(self) -> None:
         """Stop without producing (or replacing) the output file."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-            self._tmp.discard()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.release()
+            except Exception:  # (the file is dropped anyway)
+                pass
+            finally:
+                self._tmp.discard()
 
     def __enter__(self) -> "VideoSink":
         return self

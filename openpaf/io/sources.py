@@ -19,13 +19,15 @@ Spec kinds, tried in this order:
   * anything else: an ``InputError`` ("no such file or directory").
 
 A file is read once however often the specs reach it (same real file: links, repeated
-specs), and the rendered outputs in the run's ``output`` folder are never inputs (see
-``io.paths``). Output names are assigned over the whole expansion of all specs (so they
-do not depend on ``shard``), and never take the stem of a run-level file
-(``openpaf_manifest``, ``openpaf_images``). With ``events=True`` the stream also carries
+specs; other paths to it, links, come as ``Duplicate`` with ``events=True``), and the
+rendered outputs in the run's ``output`` folder are never inputs (see ``io.paths``). Output names
+are assigned over the whole expansion of all specs (so they do not depend on ``shard``),
+and never take the stem of a run-level file (``openpaf_manifest``, ``openpaf_images``)
+(see ``io.plan.Names``). With ``events=True`` the stream also carries
 ``Skipped`` (an input dropped by a ``skip``/``skip_stream`` callback) and ``StreamEnd``
 (the last frame of a video, webcam or still-image sequence has been yielded) markers, for
-consumers that keep per-stream state.
+consumers that keep per-stream state, and ``Duplicate`` (a path that is the same file as
+one read before, with the path read).
 
 Units: each still image, video, webcam and stream is one unit; with ``sequences=True`` the images
 of one folder or glob spec (or of a run of consecutive image-file specs in one folder, as
@@ -39,7 +41,7 @@ from __future__ import annotations
 from typing import Callable, Iterator, Optional
 
 from ..errors import one_line
-from .frames import Frame, InputError, Item, Skipped, StreamEnd
+from .frames import Duplicate, Frame, InputError, Item, Skipped, StreamEnd
 from .images import (MAX_IMAGE_PIXELS, STDERR_LOCK, ImageLoadError, decode_image,
                      load_image)
 from .paths import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
@@ -55,18 +57,19 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
                 skip_stream: Optional[Callable[[str, str], bool]] = None,
                 shard: Optional[tuple[int, int]] = None, sequences: bool = False,
                 events: bool = False, output=None, live: Optional[LiveOptions] = None,
-                realtime: Optional[bool] = None) -> Iterator[Item]:
+                realtime: Optional[bool] = None, reserved=()) -> Iterator[Item]:
     """Yield ``Frame`` / ``InputError`` for every input spec, in order (see module doc).
 
     every: keep every N-th frame of each video/webcam and every N-th image of each
         folder/glob listing (frame/listing index ``% every == 0``).
     max_frames: stop after this many ``Frame``s in total (errors do not count).
     recursive: descend into sub-folders of folder specs.
-    skip: called with each still image's output name before decoding; True drops the
+    skip: called with each still image's output name and path before decoding; True drops the
         image without decoding it (used to skip already-processed outputs cheaply).
         Video frames are always decoded and yielded (a video is read sequentially).
-    skip_stream: called with ``(stem, stream source)`` of each video and still-image
-        sequence before opening it; True drops the whole stream (webcams never).
+    skip_stream: called with ``(stem, stream source, files)`` of each video and still-image
+        sequence before opening it (``files``: the video, or the sequence's images); True
+        drops the whole stream (webcams never).
     shard: ``(i, n)``: only the units of shard i of n (see module doc).
     sequences: group still images into sequences (``Frame.sequence``, see module doc).
     events: also yield ``Skipped`` and ``StreamEnd`` markers.
@@ -75,6 +78,7 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
     realtime: read streams in a capture thread that hands over only the newest frame
         (``io.realtime``; video files then play at their fps). None: for live sources
         (webcams, streams) only; False: every frame, in order.
+    reserved: output names not to give (their files are taken by run-level files).
     Callbacks run in the thread that iterates.
     """
     if every < 1:
@@ -82,11 +86,14 @@ def iter_frames(specs: list[str], *, every: int = 1, max_frames: Optional[int] =
     check_shard(shard)
     budget = _Budget(max_frames)
     for unit in plan(list(specs), every=every, recursive=recursive, shard=shard,
-                     sequences=sequences, output=output):
+                     sequences=sequences, output=output, reserved=reserved):
         if budget.spent:
             return
         if isinstance(unit, InputError):
             yield unit
+        elif isinstance(unit, Duplicate):
+            if events:
+                yield unit
         elif isinstance(unit, StillSequence):
             yield from _sequence_items(unit, budget, skip_stream, events)
         elif unit.kind == "image":
@@ -124,7 +131,7 @@ def _load_frame(path, **fields) -> "Frame | InputError":
 
 
 def _image_items(unit: Unit, budget: _Budget, skip, events: bool) -> Iterator[Item]:
-    if skip is not None and skip(unit.name):
+    if skip is not None and skip(unit.name, unit.path):
         if events:
             yield Skipped(unit.path, unit.name, "image", 1)
         return
@@ -133,7 +140,8 @@ def _image_items(unit: Unit, budget: _Budget, skip, events: bool) -> Iterator[It
 
 def _sequence_items(unit: StillSequence, budget: _Budget, skip_stream,
                     events: bool) -> Iterator[Item]:
-    if skip_stream is not None and skip_stream(unit.name, unit.source):
+    if skip_stream is not None and skip_stream(unit.name, unit.source,
+                                               [i.path for i in unit.images]):
         if events:
             yield Skipped(unit.source, unit.name, "sequence", len(unit.images))
         return
@@ -168,7 +176,8 @@ def _stream_items(unit: Unit, budget: _Budget, every: int, skip_stream,
                   realtime: Optional[bool]) -> Iterator[Item]:
     """A video's, webcam's or stream's items, then (``events``) its ``StreamEnd``."""
     source = unit.source
-    if unit.kind == "video" and skip_stream is not None and skip_stream(unit.name, source):
+    if unit.kind == "video" and skip_stream is not None and \
+            skip_stream(unit.name, source, [source]):
         if events:
             yield Skipped(source, unit.name, "video", None)
         return
@@ -206,6 +215,8 @@ def count_inputs(specs: list[str], *, every: int = 1, max_frames: Optional[int] 
                       sequences=sequences, output=output):
         if isinstance(unit, InputError):
             errors += 1
+        elif isinstance(unit, Duplicate):
+            continue
         elif isinstance(unit, StillSequence):
             frames += len(unit.images)
         elif unit.kind == "image":

@@ -145,4 +145,29 @@ def video_length(path: str, every: int = 1) -> int:
     return (max(n, 0) + every - 1) // every
 
 
-__all__ = ["MAX_BAD_FRAMES", "open_capture", "video_frames", "video_items", "video_length"]
+def verify_video(path, expected_frames: int) -> None:
+    """Raise ``OSError`` (one line) unless the video writer's file ``path`` holds
+    ``expected_frames`` readable frames: called before a finished video replaces an
+    earlier one, since OpenCV's writer fails silently when the disk fills or a file-size
+    limit is hit."""
+    size = os.path.getsize(path)
+    hint = "disk full or a file size limit?"
+    if size < 64:  # (smaller than any container header)
+        raise OSError(f"the written video is {size} bytes ({hint})")
+    cap = open_capture(str(path))
+    try:
+        if not cap.isOpened() or not _read(cap, True)[0]:
+            raise OSError(f"the written video ({size} bytes) cannot be read back ({hint})")
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if count <= 0:  # not declared by the container: count them
+            count = 1
+            while _read(cap, False)[0]:
+                count += 1
+    finally:
+        cap.release()
+    if count != expected_frames:
+        raise OSError(f"the written video holds {count} of {expected_frames} frames ({hint})")
+
+
+__all__ = ["MAX_BAD_FRAMES", "open_capture", "verify_video", "video_frames", "video_items",
+           "video_length"]

@@ -31,8 +31,10 @@ ends the run like Ctrl-C.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -42,7 +44,7 @@ from tqdm import tqdm
 
 from ..errors import error_reason, one_line
 from ..io.atomic import atomic_write_image
-from ..io.frames import Frame, InputError, Skipped, StreamEnd
+from ..io.frames import Duplicate, Frame, InputError, Skipped, StreamEnd
 from ..io.images import STDERR_LOCK
 from ..io.maps import write_maps
 from ..io.paths import check_output_files
@@ -55,10 +57,12 @@ from ..io.window import Window, check_display
 from ..io.writers import read_openpose_json, write_openpose_json
 from ..structures import Detections
 from ..track import Tracker
-from .concurrency import predict_ahead, sigint_deferred
+from .concurrency import (Terminated, predict_ahead, raise_late, sigint_deferred,
+                          sigterm_interrupts)
 from .layout import OutputLayout, run_files
 from .outputs import DetectionFiles, Stream
 from .options import InferOptions, RunSummary, latency_stats
+from .provenance import run_settings
 
 Predict = Callable[[np.ndarray], Detections]
 
@@ -68,7 +72,8 @@ class _Run:
 
     def __init__(self, predict: Predict, options: InferOptions, specs: list[str]):
         self.predict, self.o = predict, options
-        self.layout = OutputLayout(options)
+        self.layout = OutputLayout(options, run_settings(predict, options))
+        self.redo_reasons: Counter = Counter()
         self.bar: Optional[tqdm] = None
         self.summary = RunSummary()
         self.stream: Optional[Stream] = None
@@ -100,14 +105,32 @@ class _Run:
                           f"cannot write manifest: {error_reason(e)}")
 
     def fail(self, source: str, reason: str, frame: Optional[int] = None,
-             record: bool = True) -> None:
+             record: bool = True, name: Optional[str] = None) -> None:
+        """Report and record a failure (``name``: the output name whose files it may have
+        left half-written, so that a resumed run redoes it)."""
         reason = one_line(reason)
         label = source if frame is None else f"{source} frame {frame}"
         self.summary.failed.append((label, reason))
         self.say(f"skipped {label}: {reason}")
         if record:
             extra = {} if frame is None else {"frame": frame}
+            extra.update({} if name is None else {"name": name})
             self.record(input=source, status="failed", reason=reason, **extra)
+
+    def provenance(self, name: str) -> dict:
+        """The record fields saying what produced ``name``'s outputs (and why an earlier
+        run's were redone)."""
+        fields = {"stamp": self.layout.stamps.pop(name, None),
+                  "settings_id": self.layout.settings_id}
+        why = self.layout.redo.pop(name, None)
+        if why is not None:
+            fields["redo"] = why
+            self.redo_reasons[why] += 1
+            self.summary.redone += 1
+        return fields
+
+    def kept(self, path: Path) -> None:
+        self.say(f"kept the earlier {path}: this run did not finish it")
 
     def tick(self, n: int = 1) -> None:
         if self.bar is not None and n:
@@ -133,12 +156,16 @@ class _Run:
             self.skipped(item)
         elif isinstance(item, StreamEnd):
             self.end_stream(item)
+        elif isinstance(item, Duplicate):
+            self.say(f"duplicate {item.source}: the same file as {item.of}, read once")
+            self.record(input=item.source, status="duplicate", of=item.of)
 
     def skipped(self, item: Skipped) -> None:
+        self.layout.stamps.pop(item.name, None)  # (its earlier record stands)
         if item.kind == "image":
             self.summary.skipped_existing += 1
             self.tick()
-            done = self.layout.existing(item.name)
+            done = self.layout.marker(item.name)
             if done is not None and self.files.wanted:
                 det = self._reread(done, (0, 0))
                 if det is not None:
@@ -146,7 +173,7 @@ class _Run:
             self.record(input=item.source, kind="image", name=item.name, status="skipped",
                         reason="existing output")
             return
-        frames = self.layout.done_frames(item.source)
+        frames = self.layout.done_frames(item.name)
         self.summary.skipped_existing += frames
         self.tick(frames)
         self.record(input=item.source, kind=item.kind, name=item.name, status="skipped",
@@ -197,7 +224,7 @@ class _Run:
             self.record(input=item.source, kind=item.kind, name=item.name,
                         status="done" if item.complete else "stopped", frames=0, people=0,
                         outputs=[], every=self.o.every, track=self.o.track,
-                        smooth=self.o.smooth)
+                        smooth=self.o.smooth, **self.provenance(item.name))
 
     def finish_stream(self, status: str) -> None:
         """Finalise the open stream (video and JSONL kept, also when interrupted) and
@@ -205,19 +232,24 @@ class _Run:
         stream, self.stream = self.stream, None
         if stream is None:
             return
-        if stream.sink is not None:
+        complete = status != "interrupted"
+        if stream.sink is not None and not complete and stream.sink.path.exists():
+            stream.sink.abort()
+            self.kept(stream.sink.path)
+        elif stream.sink is not None:
             try:
                 stream.sink.close()
             except Exception as e:
                 self.fail(str(stream.sink.path), f"cannot finish video: {error_reason(e)}")
                 status = "failed" if status == "done" else status
-        if stream.jsonl is not None:
-            stream.jsonl.close()
+        if stream.jsonl is not None and not stream.jsonl.close(complete):
+            self.kept(stream.jsonl.path)
         self.record(input=stream.source, kind=stream.kind, name=stream.name, status=status,
                     frames=stream.frames, people=stream.people, errors=stream.errors,
                     **({"gaps": stream.gaps} if stream.gaps else {}),
                     outputs=self.layout.outputs(stream.kind), every=self.o.every,
-                    track=self.o.track, smooth=self.o.smooth, **self._live_fields(stream))
+                    track=self.o.track, smooth=self.o.smooth, **self._live_fields(stream),
+                    **self.provenance(stream.name))
 
     @staticmethod
     def _live_fields(stream: Stream) -> dict:
@@ -268,8 +300,7 @@ class _Run:
             self._emit(frame, det, stream, sink, frame_no, extra)
         if self.window is not None and not self.window.show(self._draw(frame, det)):
             raise KeyboardInterrupt  # q/Esc: finalised as on Ctrl-C
-        if late:
-            raise KeyboardInterrupt
+        raise_late(late)
 
     def _timing(self, frame: Frame, stream: Optional[Stream]) -> Optional[dict]:
         """Count a live/real-time frame's drops and capture -> people latency; its JSONL
@@ -295,7 +326,7 @@ class _Run:
         """The earlier run's output of ``frame``; never for live sources (their frame
         numbers restart with every run)."""
         live = frame.source.startswith("webcam:") or is_live_spec(frame.source)
-        return None if live else self.layout.existing(frame.name)
+        return None if live else self.layout.resumed_frame(frame)
 
     def _emit(self, frame: Frame, det: Detections, stream, sink, frame_no,
               extra: Optional[dict] = None) -> None:
@@ -312,7 +343,8 @@ class _Run:
                 write_openpose_json(self.layout.json_path(frame.name), det, self.o.openpose)
             self.files.add(det, frame.name, frame.index, frame.time, stream, extra)
         except Exception as e:
-            self.fail(frame.source, f"cannot write output: {error_reason(e)}", frame_no)
+            self.fail(frame.source, f"cannot write output: {error_reason(e)}", frame_no,
+                      name=frame.name)
             if stream is not None:
                 stream.errors += 1
             return
@@ -326,7 +358,8 @@ class _Run:
         if frame.video is None:
             extra = {} if stream is None else {"sequence": stream.name}
             self.record(input=frame.source, kind="image", name=frame.name, status="done",
-                        people=len(det.people), **extra)
+                        people=len(det.people), **extra,
+                        outputs=self.layout.outputs("image"), **self.provenance(frame.name))
 
     def _draw(self, frame: Frame, det: Detections) -> np.ndarray:
         if self._drawn[0] is not frame:
@@ -356,7 +389,13 @@ class _Run:
     def _close(self) -> None:
         self.finish_stream("interrupted" if self.summary.interrupted or self.crash
                            else "stopped")
-        self.files.close(self.fail)
+        for path in self.files.close(self.fail, complete=not self.summary.interrupted
+                                     and not self.crash):
+            self.kept(path)
+        if self.redo_reasons:
+            why = "; ".join(f"{r} ({n})" for r, n in self.redo_reasons.most_common())
+            self.say(f"redid {self.summary.redone} input(s) an earlier run did otherwise: "
+                     f"{why}")
         if self.manifest is not None:
             s = self.summary
             try:
@@ -397,9 +436,11 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
     frames: Optional[Prefetcher] = None
     ahead: Optional[Prefetcher] = None
     bar: Optional[tqdm] = None
-    interrupted = False
+    interrupted = terminated = False
     realtime = o.realtime if o.realtime is not None else any(map(_live_input, specs))
+    signals = ExitStack()
     try:
+        signals.enter_context(sigterm_interrupts())
         if o.show:
             check_display()
         check_output_files(run_files(o), input_keys(specs, recursive=o.recursive,
@@ -415,15 +456,16 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
                                         recursive=o.recursive, skip=run.layout.skip_still,
                                         skip_stream=run.layout.skip_stream, shard=o.shard,
                                         sequences=o.track, events=True, output=o.output,
-                                        live=o.live, realtime=o.realtime),
+                                        live=o.live, realtime=o.realtime,
+                                        reserved=run.layout.reserved_names()),
                                size=0 if realtime else o.prefetch)  # no stale frames queued
         ahead = (Prefetcher(predict_ahead(frames, predict, run.needs_predict),
                             size=1 if realtime else 2,
                             name="openpaf-predict") if o.overlap else None)
         for item, predicted in ahead or ((item, None) for item in frames):
             run.handle(item, predicted)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as e:
+        interrupted, terminated = True, isinstance(e, Terminated)
     except BaseException as e:  # closed below, then raised on
         if run is not None:
             run.crash = error_reason(e)
@@ -434,14 +476,18 @@ def run_inference(predict: Predict, specs: Sequence[str], options: InferOptions,
                 ahead.close()
             if frames is not None:
                 frames.close()
+            terminated = terminated or signal.SIGTERM in late
             if run is not None:
                 run.summary.interrupted = interrupted or bool(late)
+                run.summary.terminated = terminated
                 run.summary.seconds = time.perf_counter() - start
                 run.close()
             if bar is not None:
                 bar.close()
+        signals.close()  # (after sigint_deferred put our SIGTERM handler back)
         summary = run.summary if run is not None else RunSummary(interrupted=interrupted)
         summary.interrupted = summary.interrupted or bool(late)
+        summary.terminated = terminated
         summary.seconds = time.perf_counter() - start
     return summary
 

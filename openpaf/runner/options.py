@@ -17,6 +17,7 @@ from ..track import TrackerParams
 
 # Exit codes of a run (also used by the CLI).
 EXIT_OK, EXIT_FATAL, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process SIGTERM ended
 
 
 @dataclass
@@ -79,6 +80,9 @@ class InferOptions:
     show: show rendered frames in a window (``io.window``); q/Esc stops the run as
         Ctrl-C does.
     style: how skeletons are drawn (``io.render.RenderStyle``).
+    requested: the model options as the user gave them (weights, height, precision...),
+        recorded in the manifest's start record for reference; resuming compares the
+        settings the predictor resolved (``runner.provenance``).
     """
 
     output: Path = Path("openpaf_out")
@@ -110,6 +114,7 @@ class InferOptions:
     live: LiveOptions = LiveOptions()
     show: bool = False
     style: RenderStyle = RenderStyle()
+    requested: Optional[dict] = None
 
     def __post_init__(self):
         self.output = Path(self.output)
@@ -165,6 +170,8 @@ class RunSummary:
     people: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    terminated: bool = False   # stopped by SIGTERM (``interrupted`` is set too)
+    redone: int = 0            # inputs an earlier run did otherwise, done again
     output: Optional[Path] = None
     manifest: Optional[Path] = None
     dropped: int = 0
@@ -177,7 +184,9 @@ class RunSummary:
     @property
     def exit_code(self) -> int:
         """0 all good; 2 some inputs failed but others were done; 1 every input failed
-        (nothing processed or skipped); 130 interrupted."""
+        (nothing processed or skipped); 130 interrupted; 143 terminated (SIGTERM)."""
+        if self.terminated:
+            return EXIT_TERMINATED
         if self.interrupted:
             return EXIT_INTERRUPTED
         if not self.failed:
@@ -191,13 +200,16 @@ class RunSummary:
         parts = [f"{self.processed} processed", f"{self.people} people"]
         if self.skipped_existing:
             parts.append(f"{self.skipped_existing} skipped (existing)")
+        if self.redone:
+            parts.append(f"{self.redone} redone (earlier outputs did not match)")
         if self.failed:
             parts.append(f"{len(self.failed)} failed")
         lat = self.latency()
         if lat is not None:
             parts.append(f"latency p50/p90 {lat['p50']:.0f}/{lat['p90']:.0f} ms, "
                          f"{self.dropped} dropped")
-        head = "interrupted: " if self.interrupted else ""
+        head = "terminated: " if self.terminated else \
+            "interrupted: " if self.interrupted else ""
         where = f" -> {self.output}" if self.output is not None else ""
         return f"{head}{', '.join(parts)} in {self.seconds:.1f} s{rate}{where}"
 
