@@ -41,7 +41,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..skeleton import OPENPOSE_COCO18, KeypointSpec, SkeletonError, from_named, get_spec
+from ..skeleton import (OPENPOSE_COCO18, KeypointSpec, SkeletonError, from_named, get_spec,
+                        spec_for_categories)
 from ..structures import InputNorm
 from .augment import AugmentParams, augment
 from .records import annotation_problem, file_keypoints, file_spec, read_coco
@@ -440,6 +441,22 @@ def _permutations(rng: np.random.Generator, size: int, count: int) -> np.ndarray
     return np.concatenate([rng.permutation(size) for _ in range(reps)])[:count]
 
 
+def data_keypoint_spec(specs: Sequence[DatasetSpec], skeleton: str = "") -> KeypointSpec:
+    """The keypoints a run on ``specs`` trains: ``skeleton`` (a built-in name or a file)
+    if given, else the first dataset's ``skeleton``, else its COCO file's category."""
+    given = get_spec(skeleton) if skeleton else specs[0].keypoint_spec()
+    if given is not None:
+        return given
+    import json
+    path = Path(specs[0].annotations)
+    try:
+        categories = json.loads(path.read_bytes()).get("categories")
+        return spec_for_categories(categories)
+    except (OSError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: cannot read its skeleton ({' '.join(str(e).split())})"
+                         ) from None
+
+
 def build_dataset(specs: Sequence[DatasetSpec], params: AugmentParams,
                   target: TargetParams = TargetParams(), norm: InputNorm = InputNorm(),
                   seed: int = 0, keypoint_spec: KeypointSpec | None = None) -> MixedDataset:
@@ -454,4 +471,4 @@ def build_dataset(specs: Sequence[DatasetSpec], params: AugmentParams,
 
 
 __all__ = ["DatasetSpec", "LSPET_LICENCE", "MixSampler", "MixedDataset", "PoseDataset",
-           "Sample", "build_dataset", "load_data_yaml", "load_image", "parse_data_arg"]
+           "Sample", "build_dataset", "data_keypoint_spec", "load_data_yaml", "load_image", "parse_data_arg"]

@@ -9,19 +9,25 @@ from typing import Optional, Union
 import cv2
 import numpy as np
 
-from ..skeleton import KEYPOINTS, LIMBS, NUM_KEYPOINTS, OPENPOSE_COCO18, RENDER_LIMBS
+from ..skeleton import OPENPOSE_COCO18, KeypointSpec
 from ..structures import Detections, Person
 from .atomic import AtomicPath
 
 # OpenPose's COCO render colours (BGR, one per keypoint); a limb takes the colour of its
-# end keypoint, as in OpenPose.
+# end keypoint, as in OpenPose. Other skeletons draw with their spec's colours.
 KEYPOINT_COLOURS: tuple[tuple[int, int, int], ...] = OPENPOSE_COCO18.colors
-assert len(KEYPOINT_COLOURS) == NUM_KEYPOINTS
-LIMB_COLOURS: tuple[tuple[int, int, int], ...] = tuple(KEYPOINT_COLOURS[b] for _, b in LIMBS)
+LIMB_COLOURS: tuple[tuple[int, int, int], ...] = OPENPOSE_COCO18.limb_colors
 # Id labels go above the highest of these (the head), lifted by a fraction of neck-nose.
-_HEAD = tuple(KEYPOINTS.index(n) for n in ("nose", "right_eye", "left_eye", "right_ear",
-                                           "left_ear", "neck"))
-_NOSE, _NECK = KEYPOINTS.index("nose"), KEYPOINTS.index("neck")
+_HEAD_NAMES = ("nose", "right_eye", "left_eye", "right_ear", "left_ear", "neck", "head_top",
+               "head")
+
+
+def _head(spec: KeypointSpec) -> tuple[tuple[int, ...], int | None, int | None]:
+    """(head point indices, nose, neck) of ``spec``, by name (None where it has none)."""
+    def index(n):
+        return spec.keypoints.index(n) if n in spec.keypoints else None
+    return (tuple(i for i in map(index, _HEAD_NAMES) if i is not None), index("nose"),
+            index("neck"))
 DEFAULT_VIDEO_FPS = 30.0
 
 
@@ -55,6 +61,8 @@ def render(image: np.ndarray, detections: Detections, *, thickness: Optional[int
     """
     out = np.ascontiguousarray(image, dtype=np.uint8).copy()
     h, w = out.shape[:2]
+    spec = detections.spec
+    limb_colours, head_points, nose, neck = spec.limb_colors, *_head(spec)
     for person in detections.people:
         kps = person.keypoints
         found = (kps[:, 2] > max(threshold, 0.0)) & np.isfinite(kps).all(axis=1)
@@ -66,20 +74,20 @@ def render(image: np.ndarray, detections: Detections, *, thickness: Optional[int
         own = id_colour(person.id) if colour_by_id and person.id >= 0 else None
         pts = np.rint(np.where(found[:, None], kps[:, :2], 0)).astype(np.int64)
         pts = np.clip(pts, -10 * max(w, h), 10 * max(w, h))  # keep cv2 within int range
-        for k in RENDER_LIMBS:
-            a, b = LIMBS[k]
+        for k in spec.render_limbs:
+            a, b = spec.limbs[k]
             if found[a] and found[b]:
                 cv2.line(out, tuple(map(int, pts[a])), tuple(map(int, pts[b])),
-                         own or LIMB_COLOURS[k], line, cv2.LINE_AA)
+                         own or limb_colours[k], line, cv2.LINE_AA)
         for i in np.flatnonzero(found):
-            cv2.circle(out, tuple(map(int, pts[i])), radius, own or KEYPOINT_COLOURS[i], -1,
+            cv2.circle(out, tuple(map(int, pts[i])), radius, own or spec.colors[i], -1,
                        cv2.LINE_AA)
         if own is not None:
-            head = [i for i in _HEAD if found[i]] or list(np.flatnonzero(found))
+            head = [i for i in head_points if found[i]] or list(np.flatnonzero(found))
             top = min(head, key=lambda i: pts[i, 1])
             lift = 2 * radius + 4
-            if found[_NOSE] and found[_NECK]:
-                lift = max(lift, int(0.6 * np.hypot(*(pts[_NECK] - pts[_NOSE]))))
+            if nose is not None and neck is not None and found[nose] and found[neck]:
+                lift = max(lift, int(0.6 * np.hypot(*(pts[neck] - pts[nose]))))
             scale = max(0.4, t / 5.0)
             text = str(person.id)
             (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
