@@ -24,8 +24,10 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..skeleton import (COCO_KEYPOINTS, NUM_COCO_KEYPOINTS, OPENPOSE_COCO18, KeypointSpec,
-                        SkeletonError, from_named, keypoint_category, spec_for_categories)
+from ..skeleton import (OPENPOSE_COCO18, KeypointSpec, SkeletonError, from_named,
+                        keypoint_category, spec_for_categories)
+
+NUM_COCO_KEYPOINTS = len(OPENPOSE_COCO18.dataset_keypoints)      # 17
 
 
 def _is_int(v) -> bool:
@@ -124,7 +126,7 @@ def file_keypoints(coco) -> tuple[str, ...]:
         cat = keypoint_category(coco.dataset.get("categories"))
     except SkeletonError as e:
         raise ValueError(str(e)) from None
-    return tuple(cat["keypoints"]) if cat else COCO_KEYPOINTS
+    return tuple(cat["keypoints"]) if cat else OPENPOSE_COCO18.dataset_keypoints
 
 
 def file_spec(coco, given: KeypointSpec | None = None) -> KeypointSpec:
