@@ -93,10 +93,10 @@ def failure_classes(coco, ev, image_ids: list[int] | None = None,
     """Why ground-truth people were missed (no detection at OKS >= 0.5).
 
     ``few_keypoints``: fewer than 4 labelled keypoints; ``no_neck``: exactly one end of a
-    derived point labelled (COCO-18: one shoulder, no neck, so the tree is split); ``other``. ``imprecise`` counts
-    people found at OKS 0.5 but not at 0.75. With ``ev`` None (nothing detected) every
-    evaluated person (not crowd, with keypoints) of ``image_ids`` (default: all) counts
-    as missed.
+    derived point labelled (COCO-18: one shoulder, no neck, so the tree is split);
+    ``other``. ``imprecise`` counts people found at OKS 0.5 but not at 0.75. With ``ev``
+    None (nothing detected) every evaluated person (not crowd, with keypoints) of
+    ``image_ids`` (default: all) counts as missed.
     """
     counts = {"matched": 0, "missed": 0, "few_keypoints": 0, "no_neck": 0, "other": 0,
               "imprecise": 0}

@@ -2,9 +2,9 @@
 more weights on a COCO keypoint file, joints matched by name: e.g. the lsp14 model and the
 COCO-18 default model on the 12 joints they share, on LSPET's held-out last 1,000::
 
-    python benchmarks/tools/lspet_pck.py --ann runs/lsp14/lsp14_test.json \\
-        --images ../shared/data/lspet/images --weights runs/lsp14/last.pt weights/default.pt \\
-        --joints shared --height 256 --json benchmarks/lsp14_test.json
+    python benchmarks/tools/lspet_pck.py --ann runs/lspet/lspet_lsp14_test.json \\
+        --images ../shared/data/lspet/images --weights runs/lspet/ft/last.pt weights/default.pt \\
+        --joints shared --height 256 --json benchmarks/lspet_lsp14_test.json
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 category (research use only: LSPET's licence). The last ``--test`` images (default
 1,000) go to the test file and are never trained on::
 
-    python benchmarks/tools/lspet_to_coco.py ../shared/data/lspet --out runs/lsp14
-    # -> runs/lsp14/lsp14_train.json (images 1-9000), runs/lsp14/lsp14_test.json (9001-10000)
+    python benchmarks/tools/lspet_to_coco.py ../shared/data/lspet --out runs/lspet
+    # -> runs/lspet/lspet_lsp14_train.json (1-9000), runs/lspet/lspet_lsp14_test.json (9001-10000)
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     cut = len(joints) - args.test
     for split, indices in (("train", range(cut)), ("test", range(cut, len(joints)))):
-        path = args.out / f"{spec.name}_{split}.json"
+        path = args.out / f"lspet_{spec.name}_{split}.json"  # LSPET licence -> manifests
         doc = lsp_to_coco(joints, sizes, names, spec, indices)
         path.write_text(json.dumps(doc))
         print(f"{path}: {len(doc['images'])} images, {len(doc['annotations'])} people")

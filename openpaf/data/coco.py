@@ -471,4 +471,5 @@ def build_dataset(specs: Sequence[DatasetSpec], params: AugmentParams,
 
 
 __all__ = ["DatasetSpec", "LSPET_LICENCE", "MixSampler", "MixedDataset", "PoseDataset",
-           "Sample", "build_dataset", "data_keypoint_spec", "load_data_yaml", "load_image", "parse_data_arg"]
+           "Sample", "build_dataset", "data_keypoint_spec", "load_data_yaml", "load_image",
+           "parse_data_arg"]

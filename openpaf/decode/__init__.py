@@ -2,8 +2,9 @@
 
 ``decode(heatmaps, pafs, params, scale=..., spec=...)`` takes numpy maps in the layout of a
 ``KeypointSpec`` (default: the CMU COCO layout, ``(18 or 19, H, W)`` heatmaps, ``(38, H,
-W)`` PAFs, float32) and returns ``Detections`` with keypoints in image pixels. Works at network resolution (no map resizing): peaks are
-refined to sub-cell precision instead. Only numpy and scipy are needed (no torch).
+W)`` PAFs, float32) and returns ``Detections`` with keypoints in image pixels. Works at
+network resolution (no map resizing): peaks are refined to sub-cell precision instead.
+Only numpy and scipy are needed (no torch).
 """
 from __future__ import annotations
 

@@ -186,10 +186,11 @@ def read_openpose_json(path_or_obj: Union[PathLike, dict],
                        spec: KeypointSpec = OPENPOSE_COCO18) -> Detections:
     """Read OpenPose JSON (a path or the loaded dict) back into ``Detections`` of ``spec``.
 
-    COCO-18 and BODY_25 files are told apart by length (other specs: K x 3 values); ``part_candidates`` are read when
-    present. The file holds no person score: it is set to the mean confidence of found
-    keypoints. ``image_size`` is ``(width, height)``, not stored in the file either; it is
-    needed to read a ``keypoint_scale`` other than pixels.
+    COCO-18 and BODY_25 files are told apart by length (other specs: K x 3 values);
+    ``part_candidates`` are read when present. The file holds no person score: it is set
+    to the mean confidence of found keypoints. ``image_size`` is ``(width, height)``, not
+    stored in the file either; it is needed to read a ``keypoint_scale`` other than
+    pixels.
     """
     obj = path_or_obj
     if not isinstance(obj, dict):
