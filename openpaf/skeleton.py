@@ -552,21 +552,23 @@ def spec_for_categories(categories, given: KeypointSpec | None = None) -> Keypoi
 
 
 def dataset_index(spec: KeypointSpec, names) -> tuple[int, ...]:
-    """Spec index of each dataset keypoint ``names`` (mapping by name); one line naming
-    the points the spec lacks."""
-    missing = [n for n in names if n not in spec.keypoints]
-    if missing:
-        raise SkeletonError(f"the data's keypoints {', '.join(missing)} are not in skeleton "
-                            f"'{spec.name}' ({', '.join(spec.keypoints)})")
-    return tuple(spec.keypoints.index(n) for n in names)
+    """Spec index of each dataset keypoint ``names`` (mapping by name), -1 for a point the
+    spec lacks (dropped); one line when no name is shared."""
+    index = tuple(spec.keypoints.index(n) if n in spec.keypoints else -1 for n in names)
+    if names and all(i < 0 for i in index):
+        raise SkeletonError(f"the data's keypoints ({', '.join(list(names)[:4])}, ...) share "
+                            f"no name with skeleton '{spec.name}' ({', '.join(spec.keypoints)})")
+    return index
 
 
 def from_named(spec: KeypointSpec, kps: np.ndarray, names) -> np.ndarray:
     """Dataset keypoints ``(..., D, 3)`` named ``names`` -> spec order ``(..., K, 3)``
-    (points the data lacks are zeros; derived points are made where both ends exist)."""
+    (points the data lacks are zeros, points the spec lacks are dropped; derived points are
+    made where both ends exist)."""
     if tuple(names) == spec.dataset_keypoints:
         return spec.from_dataset(kps)
-    out = _placed(kps, dataset_index(spec, names), spec.num_keypoints)
+    index = np.array(dataset_index(spec, names))
+    out = _placed(np.asarray(kps)[..., index >= 0, :], index[index >= 0], spec.num_keypoints)
     for d in spec.derived:
         if spec.keypoints[d.index] not in names:
             out[..., d.index, :] = _midpoint(out[..., d.between[0], :],
@@ -577,6 +579,6 @@ def from_named(spec: KeypointSpec, kps: np.ndarray, names) -> np.ndarray:
 def unlabelled_points(spec: KeypointSpec, names) -> tuple[int, ...]:
     """Spec indices a dataset with keypoints ``names`` can never label: not among them and
     not derived from two that are."""
-    have = set(dataset_index(spec, names))
+    have = set(dataset_index(spec, names)) - {-1}
     derived = {d.index for d in spec.derived if set(d.between) <= have}
     return tuple(i for i in range(spec.num_keypoints) if i not in have | derived)

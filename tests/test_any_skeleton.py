@@ -150,6 +150,10 @@ def test_infer_cli_writes_the_weights_keypoints_and_eval_refuses_another_skeleto
     assert sorted(written["part_candidates"][0]) == ["0", "1", "2", "3", "4"]
     line = json.loads((tmp_path / "out" / "openpaf_images.jsonl").read_text().splitlines()[0])
     assert line["keypoint_names"] == list(SPEC.keypoints)
+    res = CliRunner().invoke(main, ["infer", str(images / "0.png"), "-o", str(tmp_path / "o2"),
+                                    "--weights", str(weights), "--openpose-layout", "body25"])
+    assert res.exit_code != 0 and "body25 layout needs OpenPose COCO-18" in res.output
+    assert len(res.output.strip().splitlines()) == 1
     coco = tmp_path / "coco17.json"
     doc = json.loads(ann.read_text())
     for a in doc["annotations"]:
@@ -203,3 +207,31 @@ def test_a_coco18_network_carries_matching_head_channels_over_to_new_keypoints()
     same = [k for k, v in theirs.items() if k in ours and ours[k].shape == v.shape
             and "backbone" in k]
     assert same and all(torch.equal(ours[k], theirs[k]) for k in same)
+
+
+def test_datasets_mixed_in_one_run_are_mapped_onto_one_spec_by_keypoint_name(tmp_path):
+    ann, images = _toy_coco(tmp_path, n=2)
+    doc = json.loads(ann.read_text())
+    order = [4, 3, 0, 2, 1]                                # the same points, shuffled
+    other = tmp_path / "shuffled.json"
+    other.write_text(json.dumps({**doc, "categories": [{**TOY, "keypoints": [
+        TOY["keypoints"][i] for i in order], "skeleton": []}], "annotations": [
+        {**a, "keypoints": np.reshape(a["keypoints"], (5, 3))[order].ravel().tolist()}
+        for a in doc["annotations"]]}))
+    first = PoseDataset(DatasetSpec(str(ann), str(images)))
+    mapped = PoseDataset(DatasetSpec(str(other), str(images)), keypoint_spec=first.keypoint_spec)
+    assert mapped.keypoint_spec == SPEC
+    np.testing.assert_allclose(mapped.records[0]["keypoints"], first.records[0]["keypoints"])
+    # COCO-17 people read as LSP's 14 joints: the face is dropped, neck and head_top unknown
+    lsp = get_spec(ROOT / "configs" / "skeletons" / "lsp14.yaml")
+    coco = tmp_path / "coco17.json"
+    coco.write_text(json.dumps({**doc, "categories": [{"id": 3, "name": "person", "keypoints":
+                                                       list(OPENPOSE_COCO18.dataset_keypoints)}],
+                                "annotations": [{**a, "keypoints": (a["keypoints"] * 4)[:51]}
+                                                for a in doc["annotations"]]}))
+    ds = PoseDataset(DatasetSpec(str(coco), str(images), skeleton=str(
+        ROOT / "configs" / "skeletons" / "lsp14.yaml")))
+    assert ds.keypoint_spec == lsp and ds.records[0]["keypoints"].shape[1:] == (14, 3)
+    assert {lsp.keypoints[k] for k in ds.unknown} == {"neck", "head_top"}
+    heat_w, paf_w = ds[0]["heat_weight"], ds[0]["paf_weight"]
+    assert heat_w.shape == (15,) and paf_w.shape == (30,) and heat_w[-1] == 0

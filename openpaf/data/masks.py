@@ -111,7 +111,8 @@ def never_labelled(anns: Iterable[dict], spec: KeypointSpec = OPENPOSE_COCO18,
     if not any_ann:
         return ()
     to_spec = dataset_index(spec, names)
-    unknown = {to_spec[c] for c in np.flatnonzero(~seen)} | set(unlabelled_points(spec, names))
+    unknown = {to_spec[c] for c in np.flatnonzero(~seen) if to_spec[c] >= 0}
+    unknown |= set(unlabelled_points(spec, names))
     unknown |= {d.index for d in spec.derived
                 if unknown & set(d.between) and spec.keypoints[d.index] not in names}
     return tuple(sorted(unknown))
