@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -12,11 +11,17 @@ from .params import DecodeParams
 from .peaks import Peaks
 
 
-@lru_cache(maxsize=16)
+_PAF_XY: dict[int, tuple] = {}
+
+
 def paf_xy(spec: KeypointSpec) -> tuple[np.ndarray, np.ndarray]:
-    """``(x channels, y channels)``, each ``(L,)`` int64: limb k's field in the PAFs."""
-    return (np.array([c[0] for c in spec.paf_channels]),
-            np.array([c[1] for c in spec.paf_channels]))
+    """``(x channels, y channels)``, each ``(L,)`` int64: limb k's field in the PAFs
+    (cached per spec object: hashing a spec costs more than the lookup)."""
+    hit = _PAF_XY.get(id(spec))
+    if hit is None or hit[0] is not spec:
+        hit = _PAF_XY[id(spec)] = (spec, np.array([c[0] for c in spec.paf_channels]),
+                                   np.array([c[1] for c in spec.paf_channels]))
+    return hit[1], hit[2]
 
 
 _PAF_X, _PAF_Y = paf_xy(OPENPOSE_COCO18)
