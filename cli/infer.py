@@ -263,6 +263,11 @@ def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, 
                                decode_params=preset, backend=backend,
                                precision=None if precision == "fp32" else precision,
                                keep_maps=write_maps is not None)
+    if getattr(predict, "spec", None) is not None:
+        try:
+            options.openpose.check_spec(predict.spec)     # body25 needs COCO-18 weights
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
     from openpaf.runner import run_inference
     if not quiet and getattr(predict, "weights_path", None) is not None:
         from openpaf.weights.checkpoint import weights_summary

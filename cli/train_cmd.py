@@ -8,7 +8,8 @@ from .options import finite_number
 # CLI option name -> TrainConfig field, for the options that override the recipe.
 _OVERRIDES = ("model", "init", "epochs", "max_steps", "batch_size", "lr", "optimizer",
               "schedule", "warmup_steps", "input_size", "amp", "workers", "seed", "device",
-              "val_every", "checkpoint_every", "log_every", "teacher", "teacher_weight")
+              "val_every", "checkpoint_every", "log_every", "teacher", "teacher_weight",
+              "skeleton")
 
 
 @click.command("train")
@@ -30,6 +31,11 @@ _OVERRIDES = ("model", "init", "epochs", "max_steps", "batch_size", "lr", "optim
 @click.option("--init", default=None, metavar="scratch|vgg19-torchvision:FILE|checkpoint:FILE",
               help="Initial weights: from scratch, a torchvision VGG19 state dict for the "
                    "trunk, or an openpaf checkpoint to fine-tune.")
+@click.option("--skeleton", default=None, metavar="SPEC.yaml|NAME",
+              help="Keypoints to train: a skeleton file (configs/skeletons/*.yaml) or a "
+                   "built-in name (openpose_coco18). Default: the first --data file's COCO "
+                   "category (its keypoints and 1-based skeleton); other datasets are "
+                   "mapped onto it by keypoint name.")
 @click.option("--epochs", type=int, default=None, help="Epochs (an epoch = every image once).")
 @click.option("--max-steps", type=int, default=None,
               help="Optimizer steps (with --epochs, the smaller wins).")
@@ -79,6 +85,7 @@ def train(data, val, out, recipe, resume, stop_after, show_samples, num_samples,
     """
     import dataclasses
 
+    from openpaf.skeleton import get_spec
     from openpaf.weights import CheckpointError
     from openpaf.data.coco import parse_data_arg
     from openpaf.train import get_recipe, resume_conflicts, resume_info
@@ -105,7 +112,9 @@ def train(data, val, out, recipe, resume, stop_after, show_samples, num_samples,
         if not specs:
             raise click.UsageError("give training data with --data (or --resume a run)")
         if show_samples:
-            paths = write_samples(specs, show_samples, config=config, count=num_samples)
+            paths = write_samples(specs, show_samples, config=config, count=num_samples,
+                                  skeleton=get_spec(config.skeleton) if config.skeleton
+                                  else None)
             click.echo(f"wrote {len(paths)} samples to {show_samples}")
             return
         out = out or str(Path("runs") / config.recipe)

@@ -4,6 +4,11 @@
 ``Predictor`` (network maps) or from oracle maps rendered from the ground truth by the
 training target code (``oracle=True``: measures the decoder alone), and returns a report
 dict (AP table, decode timings, failure classes).
+
+The keypoints are a ``KeypointSpec``'s: the predictor's (the weights') in model mode, which
+must be the file's (its category's keypoints in the spec's dataset order; a file of
+another skeleton is refused in one line), or the file's own in oracle mode. OKS uses the
+spec's sigmas; results are written in the file's keypoint order (``spec.to_dataset``).
 """
 from __future__ import annotations
 
@@ -16,15 +21,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .data.records import gt_keypoints, load_ground_truth
+from .data.records import file_keypoints, file_spec, gt_keypoints, load_ground_truth
 from .data.targets import TargetParams, render_targets
 from .decode import DecodeParams, decode, get_params
 from .io.orientation import annotation_frame, orientation_matrix, read_orientation
 from .io.writers import coco_results
 from .preprocess import geometry
+from .skeleton import OPENPOSE_COCO18, KeypointSpec, SkeletonError, keypoint_category
 
 _STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
-_R_SHOULDER, _L_SHOULDER = 6, 5   # COCO indices
 
 
 # Input height at which oracle maps are rendered (OpenPose's -1x368), unless told.
@@ -36,22 +41,37 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def oracle_maps(keypoints: np.ndarray, geo, target: TargetParams = TargetParams()):
-    """Ground-truth ``(heatmaps, pafs)`` at the network's map grid for image-pixel keypoints."""
+def oracle_maps(keypoints: np.ndarray, geo, target: TargetParams = TargetParams(),
+                spec: KeypointSpec = OPENPOSE_COCO18):
+    """Ground-truth ``(heatmaps, pafs)`` at the network's map grid for image-pixel keypoints
+    ``(N, K, 3)`` of ``spec``."""
     kps = np.array(keypoints, dtype=np.float32, copy=True)
     kps[..., :2] = geo.image_to_input(kps[..., :2])
-    return render_targets(kps, geo.map_size, target)
+    return render_targets(kps, geo.map_size, target, spec)
 
 
-def coco_stats(coco, results: list[dict],
-               image_ids: list[int] | None = None) -> tuple[dict, object | None]:
+def check_file_skeleton(coco, spec: KeypointSpec, ann_file="") -> None:
+    """One-line ``ValueError`` unless the COCO file's keypoints are ``spec``'s dataset
+    keypoints, in that order (what the results are written in)."""
+    names = file_keypoints(coco)
+    if names != spec.dataset_keypoints:
+        raise ValueError(f"{ann_file}: the file's skeleton ({len(names)} keypoints: "
+                         f"{', '.join(names[:4])}{', ...' if len(names) > 4 else ''}) is not "
+                         f"the model's '{spec.name}' ({len(spec.dataset_keypoints)}: "
+                         f"{', '.join(spec.dataset_keypoints[:4])}, ...); evaluate it with "
+                         "weights trained on that skeleton")
+
+
+def coco_stats(coco, results: list[dict], image_ids: list[int] | None = None,
+               spec: KeypointSpec = OPENPOSE_COCO18) -> tuple[dict, object | None]:
     """OKS AP/AR table of ``results`` against ``coco`` over ``image_ids`` (default: every
-    image of the file); all zeros when nothing was found."""
+    image of the file), with ``spec``'s sigmas; all zeros when nothing was found."""
     from pycocotools.cocoeval import COCOeval
     if not results:
         return {k: 0.0 for k in _STAT_NAMES}, None
     dt = _quiet(coco.loadRes, results)
     ev = COCOeval(coco, dt, "keypoints")
+    ev.params.kpt_oks_sigmas = spec.dataset_sigmas()
     ev.params.imgIds = sorted(image_ids if image_ids is not None else coco.getImgIds())
     _quiet(ev.evaluate)
     _quiet(ev.accumulate)
@@ -59,23 +79,25 @@ def coco_stats(coco, results: list[dict],
     return {k: float(v) for k, v in zip(_STAT_NAMES, ev.stats)}, ev
 
 
-def _miss_class(ann: dict) -> str:
-    v = np.array(ann["keypoints"]).reshape(-1, 3)[:, 2] > 0
-    if v.sum() < 4:
+def _miss_class(ann: dict, spec: KeypointSpec) -> str:
+    kps = np.array(ann["keypoints"], np.float32).reshape(-1, 3)
+    if (kps[:, 2] > 0).sum() < 4:
         return "few_keypoints"
-    if v[_R_SHOULDER] != v[_L_SHOULDER]:
+    v = spec.from_dataset(kps)[:, 2] > 0
+    if any(v[d.between[0]] != v[d.between[1]] for d in spec.derived):
         return "no_neck"
     return "other"
 
 
-def failure_classes(coco, ev, image_ids: list[int] | None = None) -> dict:
+def failure_classes(coco, ev, image_ids: list[int] | None = None,
+                    spec: KeypointSpec = OPENPOSE_COCO18) -> dict:
     """Why ground-truth people were missed (no detection at OKS >= 0.5).
 
-    ``few_keypoints``: fewer than 4 labelled keypoints; ``no_neck``: exactly one shoulder
-    labelled (no neck, so the 18-keypoint tree is split); ``other``. ``imprecise`` counts
-    people found at OKS 0.5 but not at 0.75. With ``ev`` None (nothing detected) every
-    evaluated person (not crowd, with keypoints) of ``image_ids`` (default: all) counts
-    as missed.
+    ``few_keypoints``: fewer than 4 labelled keypoints; ``no_neck``: exactly one end of a
+    derived point labelled (COCO-18: one shoulder, no neck, so the tree is split);
+    ``other``. ``imprecise`` counts people found at OKS 0.5 but not at 0.75. With ``ev``
+    None (nothing detected) every evaluated person (not crowd, with keypoints) of
+    ``image_ids`` (default: all) counts as missed.
     """
     counts = {"matched": 0, "missed": 0, "few_keypoints": 0, "no_neck": 0, "other": 0,
               "imprecise": 0}
@@ -84,7 +106,7 @@ def failure_classes(coco, ev, image_ids: list[int] | None = None) -> dict:
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=ids)):
             if not ann.get("iscrowd", 0) and ann.get("num_keypoints", 0) > 0:
                 counts["missed"] += 1
-                counts[_miss_class(ann)] += 1
+                counts[_miss_class(ann, spec)] += 1
         return counts
     all_area = ev.params.areaRng[ev.params.areaRngLbl.index("all")]
     t50, t75 = 0, list(np.round(ev.params.iouThrs, 2)).index(0.75)
@@ -99,7 +121,7 @@ def failure_classes(coco, ev, image_ids: list[int] | None = None) -> dict:
                 counts["imprecise"] += int(e["gtMatches"][t75, j] == 0)
                 continue
             counts["missed"] += 1
-            counts[_miss_class(coco.loadAnns(gid)[0])] += 1
+            counts[_miss_class(coco.loadAnns(gid)[0], spec)] += 1
     return counts
 
 
@@ -135,6 +157,12 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
     if not 0 <= oracle_noise < float("inf"):
         raise ValueError(f"oracle_noise must be a finite number >= 0, got {oracle_noise}")
     coco = load_ground_truth(ann_file, check_annotations=True)
+    try:
+        spec = file_spec(coco) if oracle or predictor is None else predictor.spec
+        category = (keypoint_category(coco.dataset.get("categories")) or {}).get("id", 1)
+    except SkeletonError as e:
+        raise ValueError(f"{ann_file}: {e}") from None
+    check_file_skeleton(coco, spec, ann_file)
     image_ids = sorted(coco.getImgIds())[:max_images]
     if not image_ids:
         raise ValueError(f"{ann_file}: no images to evaluate")
@@ -159,12 +187,13 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
         info = coco.loadImgs(image_id)[0]
         if oracle:
             geo = geometry((info["width"], info["height"]), height)
-            heat, paf = oracle_maps(gt_keypoints(coco, image_id), geo, target)
+            heat, paf = oracle_maps(gt_keypoints(coco, image_id, spec), geo, target, spec)
             if oracle_noise > 0:
                 heat = heat + rng.normal(0, oracle_noise, heat.shape).astype(np.float32)
                 paf = paf + rng.normal(0, oracle_noise, paf.shape).astype(np.float32)
             t0 = time.perf_counter()
-            det = decode(heat, paf, params, scale=geo.map_scale, image_size=geo.image_size)
+            det = decode(heat, paf, params, scale=geo.map_scale, image_size=geo.image_size,
+                         spec=spec)
             decode_ms.append((time.perf_counter() - t0) * 1e3)
         else:
             path = Path(images_dir) / info["file_name"]
@@ -186,21 +215,21 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
             t = predictor.last_timings
             decode_ms.append(t["resize"] + t["peaks"] + t["limbs"] + t["assembly"])
             network_ms.append(t["network"])
-            results.extend(_mapped(coco_results(image_id, det), back))
+            results.extend(_mapped(coco_results(image_id, det, category), back))
             continue
-        results.extend(coco_results(image_id, det))
+        results.extend(coco_results(image_id, det, category))
     _unreadable(failed, len(image_ids), images_dir, strict, done=True)
     scored = [i for i in image_ids if i not in failed and i not in mismatched]
-    people = sum(len(gt_keypoints(coco, i)) for i in scored)
+    people = sum(len(gt_keypoints(coco, i, spec)) for i in scored)
     if not people:
         raise ValueError(f"{ann_file}: no annotated people in the {len(scored)} images "
                          "to score")
-    stats, ev = coco_stats(coco, results, scored)
+    stats, ev = coco_stats(coco, results, scored, spec)
     report = {k: round(v, 4) for k, v in stats.items()}
     report.update(
         images=len(scored), people=people, detections=len(results),
-        decode_ms=_ms_summary(decode_ms), failures=failure_classes(coco, ev, scored),
-        mode=("oracle" if oracle else "model"), annotations=str(ann_file),
+        decode_ms=_ms_summary(decode_ms), failures=failure_classes(coco, ev, scored, spec),
+        mode=("oracle" if oracle else "model"), annotations=str(ann_file), skeleton=spec.name,
         settings={"height": height if oracle else predictor.height,
                   "scales": [1.0] if oracle else list(predictor.scales),
                   "flip": False if oracle else predictor.flip,

@@ -16,7 +16,7 @@ from .decode import DecodeParams, Peaks, decode, get_params
 from .decode.peaks import peaks_from_candidates
 from .model import PretrainedCfg, fold_batchnorm
 from .preprocess import Geometry, geometry, prepare
-from .skeleton import FLIP, LIMB_FLIP, NUM_KEYPOINTS, NUM_PAFS, PAF_CHANNELS
+from .skeleton import OPENPOSE_COCO18, KeypointSpec
 from .structures import Detections, ImageMaps, InputNorm
 
 
@@ -49,30 +49,32 @@ def resample_maps(maps: torch.Tensor, src: Geometry, dst: Geometry) -> torch.Ten
                          align_corners=False)
 
 
-def _flip_tables() -> tuple[list[int], torch.Tensor]:
+def _flip_tables(spec: KeypointSpec = OPENPOSE_COCO18) -> tuple[list[int], torch.Tensor]:
     """Channel order and signs that turn the maps of a mirrored image back into maps of
-    the image: heatmap ``i`` <- mirrored ``FLIP[i]`` (background stays); PAF limb ``k`` <-
-    mirrored limb ``LIMB_FLIP[k]`` with its x component negated."""
-    order = list(FLIP) + [NUM_KEYPOINTS]
-    paf_order, sign = [0] * NUM_PAFS, [1.0] * NUM_PAFS
-    for k, (cx, cy) in enumerate(PAF_CHANNELS):
-        src_x, src_y = PAF_CHANNELS[LIMB_FLIP[k]]
+    the image: heatmap ``i`` <- mirrored ``spec.flip[i]`` (background stays); PAF limb
+    ``k`` <- mirrored limb ``spec.limb_flip[k]`` with its x component negated."""
+    order = list(spec.flip) + [spec.num_keypoints]
+    paf_order, sign = [0] * spec.num_pafs, [1.0] * spec.num_pafs
+    limb_flip = spec.limb_flip
+    for k, (cx, cy) in enumerate(spec.paf_channels):
+        src_x, src_y = spec.paf_channels[limb_flip[k]]
         paf_order[cx], paf_order[cy] = src_x, src_y
         sign[cx] = -1.0
     offset = len(order)
     return order + [offset + c for c in paf_order], torch.tensor([1.0] * offset + sign)
 
 
-def unflip_maps(maps: torch.Tensor) -> torch.Tensor:
-    """Maps ``(B, 19 + 38, h, w)`` of horizontally mirrored inputs -> maps of the inputs.
+def unflip_maps(maps: torch.Tensor, spec: KeypointSpec = OPENPOSE_COCO18) -> torch.Tensor:
+    """Maps ``(B, K + 1 + 2 L, h, w)`` (19 + 38 for COCO-18) of horizontally mirrored
+    inputs -> maps of the inputs.
 
-    Mirrors back along x, swaps left/right channels (``skeleton.FLIP``/``LIMB_FLIP``) and
+    Mirrors back along x, swaps left/right channels (``spec.flip``/``limb_flip``) and
     negates PAF x. Exact for maps that follow the training targets' convention (cell
     ``c`` centred on input pixel ``8c + 3.5``, mirror-symmetric for widths that are
     multiples of 8), whatever the network's own geometry: a half-cell correction for
     MobileNets' asymmetric stride-2 convs cost 0.03-0.12 AP on coco/train.
     """
-    order, sign = _flip_tables()
+    order, sign = _flip_tables(spec)
     return maps.flip(-1)[:, order] * sign.to(maps.device, maps.dtype)[None, :, None, None]
 
 
@@ -112,18 +114,19 @@ def _openvino_model(loaded, device: torch.device):
 
 
 def find_peaks_torch(heatmaps: torch.Tensor, threshold: float = 0.1, *, max_peaks: int = 64,
-                     refine: bool = True) -> Peaks:
-    """``decode.find_peaks`` on a ``(18 or 19, H, W)`` tensor on any device.
+                     refine: bool = True, num_keypoints: int = OPENPOSE_COCO18.num_keypoints
+                     ) -> Peaks:
+    """``decode.find_peaks`` on a ``(K or K + 1, H, W)`` tensor on any device.
 
     The 3x3 non-maximum suppression runs where the tensor lives (``max_pool2d``); only
     the peaks' coordinates, scores and 3x3 cross neighbourhoods are copied to the CPU,
     where sorting, capping and sub-pixel refinement reuse the numpy code, so the result
     equals ``find_peaks`` on the same float32 values exactly.
     """
-    if heatmaps.ndim != 3 or heatmaps.shape[0] < NUM_KEYPOINTS:
-        raise ValueError(f"heatmaps must be ({NUM_KEYPOINTS} or {NUM_KEYPOINTS + 1}, H, W), "
+    if heatmaps.ndim != 3 or heatmaps.shape[0] < num_keypoints:
+        raise ValueError(f"heatmaps must be ({num_keypoints} or {num_keypoints + 1}, H, W), "
                          f"got {tuple(heatmaps.shape)}")
-    hm = heatmaps[:NUM_KEYPOINTS].float()
+    hm = heatmaps[:num_keypoints].float()
     _, h, w = hm.shape
     pooled = F.max_pool2d(F.pad(hm[None], (1, 1, 1, 1), value=0.0), 3, stride=1)[0]
     k, y, x = ((hm > threshold) & (hm >= pooled)).nonzero(as_tuple=True)   # row-major
@@ -133,7 +136,8 @@ def find_peaks_torch(heatmaps: torch.Tensor, threshold: float = 0.1, *, max_peak
     idx = torch.stack([k, y, x]).cpu().numpy()
     values = values.cpu().numpy()
     return peaks_from_candidates(idx[0], idx[1], idx[2], values[0], max_peaks=max_peaks,
-                                 refine=refine, neighbours=values)
+                                 refine=refine, neighbours=values,
+                                 num_keypoints=num_keypoints)
 
 
 class Predictor:
@@ -160,6 +164,8 @@ class Predictor:
     gpu_peaks: find peaks where the maps are (``find_peaks_torch``) and copy only the
         PAFs and the peaks to the CPU; None: on for CUDA devices. Same people either way.
     keep_maps: attach each image's maps to its ``Detections.maps`` (e.g. to save them).
+    spec: the keypoints the network predicts; None: ``model.spec`` (the weights'), else
+        OpenPose COCO-18. Flip tables, decoding and ``Detections`` follow it.
     """
 
     def __init__(self, model: torch.nn.Module, normalisation: InputNorm | None = None, *,
@@ -170,7 +176,8 @@ class Predictor:
                  decode_params: DecodeParams | str | None = None,
                  device: str | torch.device | None = "auto", max_side: int | None = 4096,
                  precision: str = "fp32", optimize: bool = True,
-                 gpu_peaks: bool | None = None, keep_maps: bool = False):
+                 gpu_peaks: bool | None = None, keep_maps: bool = False,
+                 spec: KeypointSpec | None = None):
         if not callable(getattr(model, "predict", None)):
             raise TypeError(f"Predictor needs a model, got {type(model).__name__}; for "
                             "weights use Predictor.from_checkpoint(path or None)")
@@ -209,6 +216,7 @@ class Predictor:
             self.model = self.model.to(self.dtype)
         self.gpu_peaks = self.device.type == "cuda" if gpu_peaks is None else bool(gpu_peaks)
         self.keep_maps = bool(keep_maps)
+        self.spec = spec if spec is not None else getattr(model, "spec", OPENPOSE_COCO18)
         self.normalisation = normalisation
         self.height = int(height)
         self.scales = tuple(float(s) for s in scales)
@@ -258,6 +266,7 @@ class Predictor:
             if backend == "openvino":
                 model = _openvino_model(loaded, dev)
                 pretrained = model.pretrained
+        kwargs.setdefault("spec", loaded.spec if backend != "onnxruntime" else model.spec)
         predictor = cls(model, pretrained=pretrained, device=dev, **kwargs)
         predictor.weights_path, predictor.manifest = weights_path, manifest
         return predictor
@@ -313,7 +322,7 @@ class Predictor:
         out = self.model.predict(x)
         maps = torch.cat([out.heatmaps.float(), out.pafs.float()], dim=1)
         if self.flip:
-            maps = maps[:n] + unflip_maps(maps[n:])
+            maps = maps[:n] + unflip_maps(maps[n:], self.spec)
         return maps.contiguous()
 
     def maps(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray,
@@ -325,7 +334,7 @@ class Predictor:
         result = []
         for total, geo in averaged:
             avg = total.cpu().numpy()
-            result.append((avg[:-NUM_PAFS], avg[-NUM_PAFS:], geo))
+            result.append((avg[:-self.spec.num_pafs], avg[-self.spec.num_pafs:], geo))
         self.last_timings["resize"] += (time.perf_counter() - t0) * 1e3
         return result
 
@@ -339,20 +348,23 @@ class Predictor:
         for total, geo in self._averaged(images):
             # Only the PAFs go to the CPU when the peaks are found on the device.
             t0 = time.perf_counter()
-            paf = total[-NUM_PAFS:].cpu().numpy()
+            npaf = self.spec.num_pafs
+            paf = total[-npaf:].cpu().numpy()
             heat = None if self.gpu_peaks and not self.keep_maps \
-                else total[:-NUM_PAFS].cpu().numpy()
+                else total[:-npaf].cpu().numpy()
             t1 = time.perf_counter()
             peaks = None
             if self.gpu_peaks:
                 with torch.inference_mode():
-                    peaks = find_peaks_torch(total[:-NUM_PAFS], self.params.peak_threshold,
+                    peaks = find_peaks_torch(total[:-npaf], self.params.peak_threshold,
                                              max_peaks=self.params.max_peaks,
-                                             refine=self.params.refine)
+                                             refine=self.params.refine,
+                                             num_keypoints=self.spec.num_keypoints)
             t2 = time.perf_counter()
             t: dict[str, float] = {}
             out.append(decode(heat, paf, self.params, scale=geo.map_scale,
-                              image_size=geo.image_size, timings=t, peaks=peaks))
+                              image_size=geo.image_size, timings=t, peaks=peaks,
+                              spec=self.spec))
             if self.keep_maps:
                 out[-1].maps = ImageMaps(heat, paf, geo.map_scale)
             copy_ms += (t1 - t0) * 1e3

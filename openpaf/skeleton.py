@@ -501,3 +501,84 @@ def get_spec(name_or_path) -> KeypointSpec:
         return spec_from_file(name_or_path)
     raise SkeletonError(f"unknown skeleton '{name_or_path}': give a file or one of "
                         f"{', '.join(BUILTIN_SPECS)}")
+
+
+def spec_from_stored(d: dict | None) -> KeypointSpec:
+    """The spec a checkpoint/ONNX file records (``to_dict``'s fields). Files written
+    before specs existed hold only ``keypoints``/``limbs``/``paf_channels``: they mean
+    COCO-18 and must equal it; None means COCO-18 too."""
+    if not d:
+        return OPENPOSE_COCO18
+    old = {k: [list(x) if isinstance(x, (list, tuple)) else x for x in d.get(k, [])]
+           for k in ("keypoints", "limbs", "paf_channels")}
+    if "flip" not in d:
+        ours = OPENPOSE_COCO18.to_dict()
+        for key, value in old.items():
+            if value != ours[key]:
+                raise SkeletonError(f"{key!r} differs from COCO-18's: the file was made "
+                                    "for a different keypoint/limb layout and records no spec")
+        return OPENPOSE_COCO18
+    spec = KeypointSpec.from_dict(d)
+    return OPENPOSE_COCO18 if spec == OPENPOSE_COCO18 else spec
+
+
+def keypoint_category(categories) -> dict | None:
+    """The COCO ``categories[]`` entry that lists keypoints (None if none does); several
+    with different keypoint lists are refused."""
+    cats = [c for c in categories or [] if isinstance(c, dict) and c.get("keypoints")]
+    if len({tuple(c["keypoints"]) for c in cats}) > 1:
+        raise SkeletonError("the COCO file has categories with different keypoint lists; "
+                            "openpaf reads one skeleton per file")
+    return cats[0] if cats else None
+
+
+def spec_for_categories(categories, given: KeypointSpec | None = None) -> KeypointSpec:
+    """The spec of a COCO file's ``categories``: ``given`` if any (its points must name
+    the file's, see ``dataset_index``), else a built-in spec whose dataset order is the
+    file's keypoints (COCO-17 -> ``OPENPOSE_COCO18``), else one made from the category
+    (names + 1-based ``skeleton``). A file whose categories list no keypoints is COCO-17."""
+    cat = keypoint_category(categories)
+    if given is not None:
+        if cat is not None:
+            dataset_index(given, cat["keypoints"])
+        return given
+    if cat is None:
+        return OPENPOSE_COCO18
+    names = tuple(cat["keypoints"])
+    for spec in BUILTIN_SPECS.values():
+        if spec.dataset_keypoints == names:
+            return spec
+    return spec_from_coco_category(cat)
+
+
+def dataset_index(spec: KeypointSpec, names) -> tuple[int, ...]:
+    """Spec index of each dataset keypoint ``names`` (mapping by name), -1 for a point the
+    spec lacks (dropped); one line when no name is shared."""
+    index = tuple(spec.keypoints.index(n) if n in spec.keypoints else -1 for n in names)
+    if names and all(i < 0 for i in index):
+        raise SkeletonError(f"the data's keypoints ({', '.join(list(names)[:4])}, ...) share "
+                            f"no name with skeleton '{spec.name}' ({', '.join(spec.keypoints)})")
+    return index
+
+
+def from_named(spec: KeypointSpec, kps: np.ndarray, names) -> np.ndarray:
+    """Dataset keypoints ``(..., D, 3)`` named ``names`` -> spec order ``(..., K, 3)``
+    (points the data lacks are zeros, points the spec lacks are dropped; derived points are
+    made where both ends exist)."""
+    if tuple(names) == spec.dataset_keypoints:
+        return spec.from_dataset(kps)
+    index = np.array(dataset_index(spec, names))
+    out = _placed(np.asarray(kps)[..., index >= 0, :], index[index >= 0], spec.num_keypoints)
+    for d in spec.derived:
+        if spec.keypoints[d.index] not in names:
+            out[..., d.index, :] = _midpoint(out[..., d.between[0], :],
+                                             out[..., d.between[1], :])
+    return out
+
+
+def unlabelled_points(spec: KeypointSpec, names) -> tuple[int, ...]:
+    """Spec indices a dataset with keypoints ``names`` can never label: not among them and
+    not derived from two that are."""
+    have = set(dataset_index(spec, names)) - {-1}
+    derived = {d.index for d in spec.derived if set(d.between) <= have}
+    return tuple(i for i in range(spec.num_keypoints) if i not in have | derived)

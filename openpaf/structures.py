@@ -7,38 +7,39 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from .skeleton import NUM_KEYPOINTS, NUM_LIMBS, ours_to_coco
+from .skeleton import OPENPOSE_COCO18, KeypointSpec
 
 
 @dataclass
 class Person:
     """One detected person.
 
-    keypoints: ``(18, 3)`` float32 ``[x, y, confidence]`` in image pixels (pixel centres at
-        integer coordinates, as OpenPose writes them); confidence 0 means not found.
+    keypoints: ``(K, 3)`` float32 ``[x, y, confidence]`` in image pixels (pixel centres at
+        integer coordinates, as OpenPose writes them); confidence 0 means not found. K is
+        the spec's (18 for OpenPose COCO-18).
     score: ranking score of the whole person (higher is better), in [0, 1].
-    limb_scores: ``(19,)`` float32 PAF score of each limb, 0 where the limb was not found.
+    limb_scores: ``(L,)`` float32 PAF score of each limb, 0 where the limb was not found.
     id: track id across video frames, -1 when not tracked.
     """
 
     keypoints: np.ndarray
     score: float
-    limb_scores: np.ndarray = field(default_factory=lambda: np.zeros(NUM_LIMBS, np.float32))
+    limb_scores: np.ndarray = field(
+        default_factory=lambda: np.zeros(OPENPOSE_COCO18.num_limbs, np.float32))
     id: int = -1
 
     def __post_init__(self):
         self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
         self.limb_scores = np.asarray(self.limb_scores, dtype=np.float32)
-        if self.keypoints.shape != (NUM_KEYPOINTS, 3):
-            raise ValueError(f"Person.keypoints must be ({NUM_KEYPOINTS}, 3), "
-                             f"got {self.keypoints.shape}")
-        if self.limb_scores.shape != (NUM_LIMBS,):
-            raise ValueError(f"Person.limb_scores must be ({NUM_LIMBS},), "
-                             f"got {self.limb_scores.shape}")
+        if self.keypoints.ndim != 2 or self.keypoints.shape[1:] != (3,) \
+                or not len(self.keypoints):
+            raise ValueError(f"Person.keypoints must be (K, 3), got {self.keypoints.shape}")
+        if self.limb_scores.ndim != 1:
+            raise ValueError(f"Person.limb_scores must be (L,), got {self.limb_scores.shape}")
 
     @property
     def found(self) -> np.ndarray:
-        """``(18,)`` bool: which keypoints were found."""
+        """``(K,)`` bool: which keypoints were found."""
         return self.keypoints[:, 2] > 0
 
     @property
@@ -53,9 +54,10 @@ class Person:
         (x0, y0), (x1, y1) = xy.min(0), xy.max(0)
         return (float(x0), float(y0), float(x1), float(y1))
 
-    def coco_keypoints(self) -> np.ndarray:
-        """``(17, 3)`` in COCO order; found points get v=2 (COCO results ignore v)."""
-        kps = ours_to_coco(self.keypoints).copy()
+    def coco_keypoints(self, spec: KeypointSpec = OPENPOSE_COCO18) -> np.ndarray:
+        """``(D, 3)`` in the dataset's order (``spec.to_dataset``: COCO-17 for COCO-18);
+        found points get v=2 (COCO results ignore v)."""
+        kps = spec.to_dataset(self.keypoints).copy()
         kps[:, 2] = np.where(kps[:, 2] > 0, 2.0, 0.0)
         return kps
 
@@ -64,8 +66,8 @@ class Person:
 class ImageMaps:
     """One image's network output (averaged over scales), on the scale-1 map grid.
 
-    heatmaps: ``(19, h, w)`` float32, 18 keypoints in skeleton order + background.
-    pafs: ``(38, h, w)`` float32, channel layout of ``skeleton.PAF_CHANNELS``.
+    heatmaps: ``(K + 1, h, w)`` float32, K keypoints in spec order + background.
+    pafs: ``(2 L, h, w)`` float32, channel layout of the spec's ``paf_channels``.
     scale: ``(sx, sy)`` image pixels per map cell; cell ``c`` lands at image pixel
         ``(c + 0.5) * s - 0.5`` (what ``decode(scale=...)`` takes).
     """
@@ -75,10 +77,10 @@ class ImageMaps:
     scale: tuple[float, float]
 
     def __post_init__(self):
-        if self.heatmaps.shape[0] != NUM_KEYPOINTS + 1 or self.pafs.shape[0] != 2 * NUM_LIMBS \
+        if self.heatmaps.ndim != 3 or self.pafs.ndim != 3 or self.pafs.shape[0] % 2 \
                 or self.heatmaps.shape[1:] != self.pafs.shape[1:]:
-            raise ValueError(f"ImageMaps must be (19, h, w) heatmaps and (38, h, w) PAFs, got "
-                             f"{self.heatmaps.shape} and {self.pafs.shape}")
+            raise ValueError(f"ImageMaps must be (K + 1, h, w) heatmaps and (2 L, h, w) PAFs, "
+                             f"got {self.heatmaps.shape} and {self.pafs.shape}")
 
 
 @dataclass
@@ -86,23 +88,30 @@ class Detections:
     """All people found in one image. ``image_size`` is ``(width, height)`` in pixels.
 
     part_candidates: optional, every keypoint candidate (heatmap peak) before people were
-        assembled: 18 ``(n_k, 3)`` float32 arrays ``[x, y, score]`` in image pixels, one
+        assembled: K ``(n_k, 3)`` float32 arrays ``[x, y, score]`` in image pixels, one
         per keypoint type (set by ``decode``).
     maps: optional, the maps the people were decoded from (``Predictor(keep_maps=True)``).
+    spec: the keypoints the people have (K = ``spec.num_keypoints``); the weights'.
     """
 
     image_size: tuple[int, int]
     people: list[Person] = field(default_factory=list)
     part_candidates: Optional[list[np.ndarray]] = None
     maps: Optional[ImageMaps] = None
+    spec: KeypointSpec = OPENPOSE_COCO18
 
     def __post_init__(self):
         if self.part_candidates is not None:
             self.part_candidates = [np.asarray(c, np.float32).reshape(-1, 3)
                                     for c in self.part_candidates]
-            if len(self.part_candidates) != NUM_KEYPOINTS:
-                raise ValueError(f"part_candidates must hold {NUM_KEYPOINTS} arrays, got "
-                                 f"{len(self.part_candidates)}")
+            if len(self.part_candidates) != self.spec.num_keypoints:
+                raise ValueError(f"part_candidates must hold {self.spec.num_keypoints} arrays, "
+                                 f"got {len(self.part_candidates)}")
+        bad = [p.keypoints.shape for p in self.people
+               if p.keypoints.shape[0] != self.spec.num_keypoints]
+        if bad:
+            raise ValueError(f"people must have the {self.spec.num_keypoints} keypoints of "
+                             f"skeleton '{self.spec.name}', got {bad[0]}")
 
     def top(self, n: int) -> "Detections":
         """The ``n`` highest-scoring people (in their original order); the rest of the
@@ -118,9 +127,9 @@ class Detections:
 
     @property
     def keypoints(self) -> np.ndarray:
-        """``(N, 18, 3)`` float32 stack of every person's keypoints."""
+        """``(N, K, 3)`` float32 stack of every person's keypoints."""
         if not self.people:
-            return np.zeros((0, NUM_KEYPOINTS, 3), np.float32)
+            return np.zeros((0, self.spec.num_keypoints, 3), np.float32)
         return np.stack([p.keypoints for p in self.people])
 
     @property
@@ -131,9 +140,9 @@ class Detections:
 class Maps(NamedTuple):
     """One stage's network output, the same type for every network family.
 
-    heatmaps: ``(B, 19, h, w)`` 18 keypoints + background, stride 8.
-    pafs: ``(B, 38, h, w)`` part affinity fields in CMU's COCO channel layout
-        (``skeleton.PAF_CHANNELS``). Tensors (torch) or arrays (numpy, exported runtimes).
+    heatmaps: ``(B, K + 1, h, w)`` K keypoints + background, stride 8 (19 for COCO-18).
+    pafs: ``(B, 2 L, h, w)`` part affinity fields in the spec's channel layout (CMU's COCO
+        layout, 38, for COCO-18). Tensors (torch) or arrays (numpy, exported runtimes).
     """
 
     heatmaps: Any

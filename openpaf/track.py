@@ -19,21 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .skeleton import COCO_KEYPOINTS, COCO_SIGMAS, NUM_KEYPOINTS, OURS_TO_COCO
+from .skeleton import OPENPOSE_COCO18, KeypointSpec
 from .structures import Detections, Person
 
 __all__ = ["TrackerParams", "Tracker", "OneEuroFilter", "keypoint_sigmas", "oks_matrix",
            "iou_matrix", "assign"]
 
 
-def keypoint_sigmas() -> np.ndarray:
-    """``(18,)`` float64 COCO OKS sigmas in our order; the neck gets the shoulders' value."""
-    shoulder = COCO_SIGMAS[COCO_KEYPOINTS.index("left_shoulder")]
-    idx = np.asarray(OURS_TO_COCO)
-    return np.where(idx >= 0, COCO_SIGMAS[np.maximum(idx, 0)], shoulder)
-
-
-_SIGMAS = keypoint_sigmas()
+def keypoint_sigmas(spec: KeypointSpec = OPENPOSE_COCO18) -> np.ndarray:
+    """``(K,)`` float64 OKS sigmas of ``spec`` in its order (COCO-18: COCO's, the neck
+    gets the shoulders' value)."""
+    return np.asarray(spec.sigmas, np.float64)
 
 
 @dataclass
@@ -107,24 +103,26 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
-def oks_matrix(a: np.ndarray, b: np.ndarray, min_area: float = 32.0 ** 2) -> np.ndarray:
-    """Object keypoint similarity of ``a (N, 18, 3)`` and ``b (M, 18, 3)`` -> ``(N, M)``.
+def oks_matrix(a: np.ndarray, b: np.ndarray, min_area: float = 32.0 ** 2,
+               spec: KeypointSpec = OPENPOSE_COCO18) -> np.ndarray:
+    """Object keypoint similarity of ``a (N, K, 3)`` and ``b (M, K, 3)`` -> ``(N, M)``,
+    with ``spec``'s sigmas (K = ``spec.num_keypoints``).
 
     ``[x, y, conf]`` in pixels; only keypoints found (conf > 0) in both count:
     ``OKS = mean_k exp(-d_k^2 / (2 * area * (2 sigma_k)^2))`` where ``area`` (px^2) is
     the mean of the two keypoint boxes' areas, floored at ``min_area``. Pairs with no
     common keypoint get 0.
     """
-    a = np.asarray(a, np.float64).reshape(-1, NUM_KEYPOINTS, 3)
-    b = np.asarray(b, np.float64).reshape(-1, NUM_KEYPOINTS, 3)
+    a = np.asarray(a, np.float64).reshape(-1, spec.num_keypoints, 3)
+    b = np.asarray(b, np.float64).reshape(-1, spec.num_keypoints, 3)
     fa, fb = a[..., 2] > 0, b[..., 2] > 0
     box_a, box_b = _boxes(a[..., :2], fa), _boxes(b[..., :2], fb)
     area_a = (box_a[:, 2:] - box_a[:, :2]).prod(axis=-1)
     area_b = (box_b[:, 2:] - box_b[:, :2]).prod(axis=-1)
     area = np.maximum(0.5 * (area_a[:, None] + area_b[None, :]), min_area)     # (N, M)
-    d2 = ((a[:, None, :, :2] - b[None, :, :, :2]) ** 2).sum(axis=-1)           # (N, M, 18)
+    d2 = ((a[:, None, :, :2] - b[None, :, :, :2]) ** 2).sum(axis=-1)           # (N, M, K)
     both = fa[:, None, :] & fb[None, :, :]
-    e = d2 / (2.0 * area[..., None] * (2.0 * _SIGMAS) ** 2)
+    e = d2 / (2.0 * area[..., None] * (2.0 * keypoint_sigmas(spec)) ** 2)
     n = both.sum(axis=-1)
     return np.where(both, np.exp(-e), 0.0).sum(axis=-1) / np.maximum(n, 1)
 
@@ -204,7 +202,7 @@ class _Track:
 
     def __init__(self, track_id: int, kps: np.ndarray, frame: int, smoother):
         self.id = track_id
-        self.kps = kps                    # (18, 3) last raw observation
+        self.kps = kps                    # (K, 3) last raw observation
         self.frame = frame                # frame index of ``kps``
         self.velocity = np.zeros(2)       # px / frame, whole-body translation
         self.smoother = smoother
@@ -219,7 +217,7 @@ class _Track:
         self.kps, self.frame = kps, frame
 
     def predict(self, frame: int, motion: bool) -> np.ndarray:
-        """``(18, 3)`` expected keypoints at ``frame`` (conf as last observed)."""
+        """``(K, 3)`` expected keypoints at ``frame`` (conf as last observed)."""
         pred = self.kps.copy()
         if motion:
             pred[:, :2] += self.velocity * (frame - self.frame)
@@ -246,15 +244,16 @@ class Tracker:
         """Ids of the live tracks (seen within the last ``max_age`` frames)."""
         return tuple(t.id for t in self._tracks)
 
-    def similarity(self, people: list[Person]) -> np.ndarray:
+    def similarity(self, people: list[Person],
+                   spec: KeypointSpec = OPENPOSE_COCO18) -> np.ndarray:
         """``(len(people), len(tracks))`` similarity in [0, 1] against the predictions
-        for the next frame."""
+        for the next frame; ``spec``: the people's keypoints (sigmas)."""
         p = self.params
         det = np.stack([q.keypoints for q in people]).astype(np.float64) if people \
-            else np.zeros((0, NUM_KEYPOINTS, 3))
+            else np.zeros((0, spec.num_keypoints, 3))
         pred = np.stack([t.predict(self._frame + 1, p.motion) for t in self._tracks]) \
-            if self._tracks else np.zeros((0, NUM_KEYPOINTS, 3))
-        oks = oks_matrix(det, pred, p.min_area)
+            if self._tracks else np.zeros((0, spec.num_keypoints, 3))
+        oks = oks_matrix(det, pred, p.min_area, spec)
         iou = iou_matrix(_boxes(det[..., :2], det[..., 2] > 0),
                          _boxes(pred[..., :2], pred[..., 2] > 0))
         return (p.oks_weight * oks + p.iou_weight * iou) / (p.oks_weight + p.iou_weight)
@@ -284,7 +283,7 @@ class Tracker:
         people = [q for q in detections.people if q.num_parts > 0]
         for q in detections.people:
             q.id = -1
-        sim = self.similarity(people)
+        sim = self.similarity(people, detections.spec)
         self._frame += 1
 
         matches = assign(sim, p.min_similarity)

@@ -7,7 +7,7 @@ as in ``cv2.warpAffine`` and :mod:`openpaf.data.targets`)::
 
 ``scale`` brings the main person's size (the longer side of its box) to ``target_size *
 input_size``, times a random factor in ``scale_range``. A horizontal flip mirrors x
-(``x' = size - 1 - x``) *and* renames left/right keypoints via ``skeleton.FLIP``, so the
+(``x' = size - 1 - x``) *and* renames left/right keypoints via the spec's ``flip``, so the
 person's right wrist stays labelled ``right_wrist`` wherever it lands. Every random draw
 comes from the ``np.random.Generator`` passed in, in a fixed order: same generator state,
 same sample.
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..preprocess import PAD_VALUE
-from ..skeleton import FLIP
+from ..skeleton import OPENPOSE_COCO18
 
 
 @dataclass(frozen=True)
@@ -94,14 +94,16 @@ def transform_points(matrix: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return xy @ m[:, :2].T + m[:, 2]
 
 
-def transform_keypoints(matrix: np.ndarray, keypoints: np.ndarray, flip: bool) -> np.ndarray:
-    """``(N, 18, 3)`` keypoints through ``matrix``; if ``flip``, left/right are swapped
-    (``out[:, i] = in[:, FLIP[i]]``). Unlabelled keypoints (v=0) stay zero."""
+def transform_keypoints(matrix: np.ndarray, keypoints: np.ndarray, flip: bool,
+                        flip_map: tuple[int, ...] = OPENPOSE_COCO18.flip) -> np.ndarray:
+    """``(N, K, 3)`` keypoints through ``matrix``; if ``flip``, left/right are swapped
+    (``out[:, i] = in[:, flip_map[i]]``, the spec's ``flip``). Unlabelled keypoints (v=0)
+    stay zero."""
     kps = np.array(keypoints, np.float32, copy=True)
     labelled = kps[..., 2] > 0
     kps[..., :2] = np.where(labelled[..., None], transform_points(matrix, kps[..., :2]), 0.0)
     if flip:
-        kps = kps[:, list(FLIP)]
+        kps = kps[:, list(flip_map)]
     return kps
 
 
@@ -131,20 +133,22 @@ def colour_jitter(image: np.ndarray, params: AugmentParams,
 
 def augment(image: np.ndarray, keypoints: np.ndarray, mask: np.ndarray | None,
             centre: tuple[float, float], person_size: float, params: AugmentParams,
-            rng: np.random.Generator, mask_matrix: np.ndarray | None = None):
+            rng: np.random.Generator, mask_matrix: np.ndarray | None = None,
+            flip_map: tuple[int, ...] = OPENPOSE_COCO18.flip):
     """Augment one sample.
 
-    image: ``(H, W, 3)`` uint8 BGR. keypoints: ``(N, 18, 3)`` in image pixels. mask:
+    image: ``(H, W, 3)`` uint8 BGR. keypoints: ``(N, K, 3)`` in image pixels (``flip_map``:
+    the spec's ``flip``). mask:
     ``(h, w)`` float32 ignore mask (1 = train) or None; ``mask_matrix`` (3, 3) maps the
     mask's pixels to the image's (default identity, for masks at another resolution).
-    Returns ``(image (S, S, 3) uint8, keypoints (N, 18, 3) input px, mask (S, S) float32,
+    Returns ``(image (S, S, 3) uint8, keypoints (N, K, 3) input px, mask (S, S) float32,
     matrix (3, 3) image -> input, flipped)`` with ``S = params.input_size``.
     """
     s = params.input_size
     matrix, flipped = random_matrix(centre, person_size, params, rng)
     image = colour_jitter(image, params, rng)
     out = warp(image, matrix, s, (PAD_VALUE,) * 3)
-    kps = transform_keypoints(matrix, keypoints, flipped)
+    kps = transform_keypoints(matrix, keypoints, flipped, flip_map)
     if mask is None:
         out_mask = np.ones((s, s), np.float32)
     else:

@@ -5,11 +5,16 @@ run with sampling weights (``MixedDataset`` + ``MixSampler``). One item is one a
 crop around a randomly chosen labelled person with its stride-8 targets and loss masks::
 
     image        (3, S, S)   float32, normalised like ``InputNorm`` (BGR, x/256 - 0.5)
-    heatmaps     (19, s, s)  float32, s = S / stride
-    pafs         (38, s, s)  float32
+    heatmaps     (K+1, s, s) float32, s = S / stride (K + 1 = 19 for COCO-18)
+    pafs         (2L, s, s)  float32 (2 L = 38 for COCO-18)
     mask         (1, s, s)   float32, 1 = train, 0 = ignore (crowds, zero-keypoint people)
-    heat_weight  (19,)       float32 per-channel weights (0 = unknown keypoint type)
-    paf_weight   (38,)       float32
+    heat_weight  (K+1,)      float32 per-channel weights (0 = unknown keypoint type)
+    paf_weight   (2L,)       float32
+
+The keypoints (``KeypointSpec``) are the file's category's (COCO-17 person files read as
+OpenPose COCO-18), or a spec given by ``DatasetSpec.skeleton`` / ``build_dataset``, whose
+points then name the file's (mapped by name; points the file lacks are unknown). Datasets
+mixed in one run share the first one's spec unless one is given.
 
 Unknown keypoint types (masked for a whole dataset): those with v=0 in every annotation
 of the file, plus the spec's ``unknown_keypoints``. Files where some annotations carry
@@ -37,11 +42,12 @@ import numpy as np
 import torch
 
 from ..io.orientation import annotation_frame, orientation_matrix, read_orientation
-from ..skeleton import FLIP, coco_to_ours
+from ..skeleton import (OPENPOSE_COCO18, KeypointSpec, SkeletonError, from_named, get_spec,
+                        spec_for_categories)
 from ..structures import InputNorm
 from .augment import AugmentParams, augment
-from .records import annotation_problem, read_coco
-from .masks import (FACE, channel_weights, ignore_mask, is_labelled, keypoint_indices,
+from .records import annotation_problem, file_keypoints, file_spec, read_coco
+from .masks import (channel_weights, face_points, ignore_mask, is_labelled, keypoint_indices,
                     never_labelled)
 from .targets import TargetParams, render_targets
 
@@ -52,8 +58,10 @@ LSPET_LICENCE = "LSP Extended: research use only; cite Johnson & Everingham 2011
 class DatasetSpec:
     """One training source. weight: share of the drawn samples (see ``MixSampler``);
     None = proportional to the number of images. unknown_keypoints: names of keypoint
-    types this dataset never labels (added to the auto-detected ones). licence: a note
-    copied into checkpoint manifests (LSPET's is added automatically)."""
+    types this dataset never labels (added to the auto-detected ones; names of
+    ``skeleton``'s points, COCO-18's when it is empty). licence: a note copied into
+    checkpoint manifests (LSPET's is added automatically). skeleton: the keypoint spec to
+    read the file with (a built-in name or a YAML/JSON file); empty: the file's own."""
 
     annotations: str
     images: str
@@ -61,10 +69,11 @@ class DatasetSpec:
     unknown_keypoints: tuple[str, ...] = ()
     name: str = ""
     licence: str = ""
+    skeleton: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "unknown_keypoints", tuple(self.unknown_keypoints))
-        keypoint_indices(self.unknown_keypoints)        # validates the names
+        keypoint_indices(self.unknown_keypoints, self.keypoint_spec() or OPENPOSE_COCO18)
         if self.weight is not None and not self.weight > 0:
             raise ValueError(f"dataset weight must be > 0, got {self.weight}")
         if not self.name:
@@ -72,10 +81,17 @@ class DatasetSpec:
         if not self.licence and "lspet" in str(self.annotations).lower():
             object.__setattr__(self, "licence", LSPET_LICENCE)
 
+    def keypoint_spec(self) -> KeypointSpec | None:
+        """The ``skeleton`` asked for, or None (the file's own)."""
+        return get_spec(self.skeleton) if self.skeleton else None
+
     def to_dict(self) -> dict:
-        return {"annotations": str(self.annotations), "images": str(self.images),
-                "weight": self.weight, "unknown_keypoints": list(self.unknown_keypoints),
-                "name": self.name, "licence": self.licence}
+        d = {"annotations": str(self.annotations), "images": str(self.images),
+             "weight": self.weight, "unknown_keypoints": list(self.unknown_keypoints),
+             "name": self.name, "licence": self.licence}
+        if self.skeleton:
+            d["skeleton"] = str(self.skeleton)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "DatasetSpec":
@@ -183,12 +199,15 @@ class PoseDataset(torch.utils.data.Dataset):
 
     Items are indexed by ``i`` or ``(i, draw)``: the augmentation generator is seeded by
     ``(seed, draw)`` (``draw`` defaults to ``i``), so a sample depends only on these
-    numbers, not on worker processes or call order.
+    numbers, not on worker processes or call order. ``keypoint_spec``: the skeleton to
+    read the file with (its points name the file's); None: ``spec.skeleton``, else the
+    file's own (``keypoint_spec`` attribute).
     """
 
     def __init__(self, spec: DatasetSpec, params: AugmentParams = AugmentParams(),
                  target: TargetParams = TargetParams(), norm: InputNorm = InputNorm(),
-                 seed: int = 0, max_load_side: int | None = None):
+                 seed: int = 0, max_load_side: int | None = None,
+                 keypoint_spec: KeypointSpec | None = None):
         if params.input_size % target.stride:
             raise ValueError(f"input_size {params.input_size} is not a multiple of the "
                              f"stride {target.stride}")
@@ -197,12 +216,18 @@ class PoseDataset(torch.utils.data.Dataset):
         self.max_load_side = max_load_side if max_load_side is not None else 2 * params.input_size
         self.images_dir = Path(spec.images)
         self.coco = coco = read_coco(spec.annotations)
-        problems = {i: p for i, p in ((a["id"], annotation_problem(a))
+        try:
+            ks = self.keypoint_spec = file_spec(coco, keypoint_spec or spec.keypoint_spec())
+            names = file_keypoints(coco)
+            keypoint_indices(spec.unknown_keypoints, ks)
+        except (SkeletonError, ValueError) as e:
+            raise ValueError(f"{spec.annotations}: {e}") from None
+        problems = {i: p for i, p in ((a["id"], annotation_problem(a, len(names)))
                                       for a in coco.anns.values()) if p}
         all_anns = [a for a in coco.anns.values() if a["id"] not in problems]
-        self.auto_unknown = never_labelled(all_anns)
+        self.auto_unknown = never_labelled(all_anns, ks, names)
         self.unknown = tuple(sorted(set(self.auto_unknown)
-                                    | set(keypoint_indices(spec.unknown_keypoints))))
+                                    | set(keypoint_indices(spec.unknown_keypoints, ks))))
         partial_face = any("face_source" in a for a in all_anns)
         self.records, self.skipped = [], []
         for image_id in sorted(coco.getImgIds()):
@@ -217,8 +242,9 @@ class PoseDataset(torch.utils.data.Dataset):
             face_unknown = partial_face and any("face_source" not in a for a in people)
             self.records.append(dict(
                 image_id=image_id, anns=anns, face_unknown=face_unknown,
-                keypoints=coco_to_ours(np.array([a["keypoints"] for a in people],
-                                                np.float32).reshape(-1, 17, 3)),
+                keypoints=from_named(ks, np.array([a["keypoints"] for a in people],
+                                                  np.float32).reshape(-1, len(names), 3),
+                                     names),
                 boxes=np.array([_box(a) for a in people], np.float32)))
 
         if not self.records:
@@ -245,7 +271,7 @@ class PoseDataset(torch.utils.data.Dataset):
 
     def unknown_of(self, index: int) -> tuple[int, ...]:
         """Unknown keypoint indices for image ``index`` (dataset-wide + per-image faces)."""
-        extra = FACE if self.records[index]["face_unknown"] else ()
+        extra = face_points(self.keypoint_spec) if self.records[index]["face_unknown"] else ()
         return tuple(sorted(set(self.unknown) | set(extra)))
 
     def sample(self, index: int, rng: np.random.Generator) -> "Sample":
@@ -270,11 +296,11 @@ class PoseDataset(torch.utils.data.Dataset):
         kps[..., :2] = kps[..., :2] @ load[:2, :2].T.astype(np.float32) + load[:2, 2]
         out, kps, out_mask, m, flipped = augment(
             image, kps, mask, centre, size, self.params, rng,
-            mask_matrix=None if mask is None else load)
+            mask_matrix=None if mask is None else load, flip_map=self.keypoint_spec.flip)
         unknown = self.unknown_of(index)
         if flipped:
-            unknown = tuple(FLIP[k] for k in unknown)
-        heat_w, paf_w = channel_weights(unknown)
+            unknown = tuple(self.keypoint_spec.flip[k] for k in unknown)
+        heat_w, paf_w = channel_weights(unknown, self.keypoint_spec)
         return Sample(image=out, keypoints=kps, mask=out_mask, heat_weight=heat_w,
                       paf_weight=paf_w, matrix=m @ load, flipped=flipped,
                       image_id=int(rec["image_id"]), unknown=unknown)
@@ -283,7 +309,7 @@ class PoseDataset(torch.utils.data.Dataset):
         """Network input, stride-``s`` targets and masks of a ``Sample`` (numpy, float32)."""
         stride = self.target.stride
         s = self.params.input_size // stride
-        heat, paf = render_targets(sample.keypoints, (s, s), self.target)
+        heat, paf = render_targets(sample.keypoints, (s, s), self.target, self.keypoint_spec)
         mask = cv2.resize(sample.mask, (s, s), interpolation=cv2.INTER_AREA)
         x = sample.image[..., ::-1] if self.norm.channel_order == "RGB" else sample.image
         x = x.transpose(2, 0, 1).astype(np.float32) * self.norm.scale + self.norm.offset
@@ -304,9 +330,9 @@ class PoseDataset(torch.utils.data.Dataset):
 class Sample:
     """One augmented training crop before target rendering.
 
-    image: ``(S, S, 3)`` uint8 BGR. keypoints: ``(N, 18, 3)`` input px (left/right already
-    swapped if flipped). mask: ``(S, S)`` float32, 1 = train. heat_weight ``(19,)``,
-    paf_weight ``(38,)``: channel weights. matrix: ``(3, 3)`` annotation-file pixels ->
+    image: ``(S, S, 3)`` uint8 BGR. keypoints: ``(N, K, 3)`` input px (left/right already
+    swapped if flipped). mask: ``(S, S)`` float32, 1 = train. heat_weight ``(K + 1,)``,
+    paf_weight ``(2 L,)``: channel weights. matrix: ``(3, 3)`` annotation-file pixels ->
     input pixels. unknown: unknown keypoint indices after the flip.
     """
 
@@ -333,12 +359,19 @@ def _box(ann: dict) -> tuple[float, float, float, float]:
 
 
 class MixedDataset(torch.utils.data.Dataset):
-    """Concatenation of ``PoseDataset``s that passes ``(index, draw)`` items through."""
+    """Concatenation of ``PoseDataset``s that passes ``(index, draw)`` items through; they
+    must share one ``KeypointSpec`` (``keypoint_spec``)."""
 
     def __init__(self, datasets: Sequence[PoseDataset]):
         if not datasets:
             raise ValueError("no datasets given")
         self.datasets = list(datasets)
+        self.keypoint_spec = self.datasets[0].keypoint_spec
+        for d in self.datasets[1:]:
+            if d.keypoint_spec != self.keypoint_spec:
+                raise ValueError(f"{d.spec.annotations}: its skeleton '{d.keypoint_spec.name}' "
+                                 f"differs from '{self.keypoint_spec.name}' of the first "
+                                 "dataset; give one with --skeleton")
         self.offsets = np.cumsum([0] + [len(d) for d in self.datasets]).tolist()
 
     def __len__(self) -> int:
@@ -425,12 +458,35 @@ def _permutations(rng: np.random.Generator, size: int, count: int) -> np.ndarray
     return np.concatenate([rng.permutation(size) for _ in range(reps)])[:count]
 
 
+def data_keypoint_spec(specs: Sequence[DatasetSpec], skeleton: str = "") -> KeypointSpec:
+    """The keypoints a run on ``specs`` trains: ``skeleton`` (a built-in name or a file)
+    if given, else the first dataset's ``skeleton``, else its COCO file's category."""
+    given = get_spec(skeleton) if skeleton else specs[0].keypoint_spec()
+    if given is not None:
+        return given
+    import json
+    path = Path(specs[0].annotations)
+    try:
+        categories = json.loads(path.read_bytes()).get("categories")
+        return spec_for_categories(categories)
+    except (OSError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: cannot read its skeleton ({' '.join(str(e).split())})"
+                         ) from None
+
+
 def build_dataset(specs: Sequence[DatasetSpec], params: AugmentParams,
                   target: TargetParams = TargetParams(), norm: InputNorm = InputNorm(),
-                  seed: int = 0) -> MixedDataset:
-    """``MixedDataset`` of one ``PoseDataset`` per spec."""
-    return MixedDataset([PoseDataset(s, params, target, norm, seed=seed) for s in specs])
+                  seed: int = 0, keypoint_spec: KeypointSpec | None = None) -> MixedDataset:
+    """``MixedDataset`` of one ``PoseDataset`` per spec, all read with ``keypoint_spec``
+    (None: the first dataset's; the others' points are mapped onto it by name)."""
+    datasets: list[PoseDataset] = []
+    for s in specs:
+        given = keypoint_spec or s.keypoint_spec() or (
+            datasets[0].keypoint_spec if datasets else None)
+        datasets.append(PoseDataset(s, params, target, norm, seed=seed, keypoint_spec=given))
+    return MixedDataset(datasets)
 
 
 __all__ = ["DatasetSpec", "LSPET_LICENCE", "MixSampler", "MixedDataset", "PoseDataset",
-           "Sample", "build_dataset", "load_data_yaml", "load_image", "parse_data_arg"]
+           "Sample", "build_dataset", "data_keypoint_spec", "load_data_yaml", "load_image",
+           "parse_data_arg"]

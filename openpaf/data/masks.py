@@ -15,13 +15,18 @@ from typing import Iterable
 
 import numpy as np
 
-from ..skeleton import (BACKGROUND, COCO_KEYPOINTS, COCO_TO_OURS, KEYPOINTS, NECK,
-                        NUM_HEATMAPS, NUM_PAFS, limbs_touching, paf_channels_of)
+from ..skeleton import OPENPOSE_COCO18, KeypointSpec, dataset_index, unlabelled_points
 
-# Keypoints added by a machine in lspet/train_face_pseudo.json (people with "face_source").
-FACE: tuple[int, ...] = tuple(KEYPOINTS.index(n) for n in
-                              ("nose", "right_eye", "left_eye", "right_ear", "left_ear"))
-_SHOULDERS = (KEYPOINTS.index("right_shoulder"), KEYPOINTS.index("left_shoulder"))
+_FACE_NAMES = ("nose", "right_eye", "left_eye", "right_ear", "left_ear")
+
+
+def face_points(spec: KeypointSpec = OPENPOSE_COCO18) -> tuple[int, ...]:
+    """The spec's indices of the face points a machine added in
+    lspet/train_face_pseudo.json (people with "face_source"); those it has."""
+    return tuple(spec.keypoints.index(n) for n in _FACE_NAMES if n in spec.keypoints)
+
+
+FACE: tuple[int, ...] = face_points()
 
 
 def num_keypoints(ann: dict) -> int:
@@ -79,20 +84,25 @@ def _fill_box(mask: np.ndarray, bbox, value: float) -> None:
     mask[y0:y1, x0:x1] = value
 
 
-def keypoint_indices(names: Iterable[str]) -> tuple[int, ...]:
-    """Our indices of keypoint names (ours or COCO's); a clear error for unknown names."""
+def keypoint_indices(names: Iterable[str],
+                     spec: KeypointSpec = OPENPOSE_COCO18) -> tuple[int, ...]:
+    """The spec's indices of keypoint names; a clear error for unknown names."""
     out = []
     for n in names:
-        if n not in KEYPOINTS:
-            raise ValueError(f"unknown keypoint name {n!r}; choose from {list(KEYPOINTS)}")
-        out.append(KEYPOINTS.index(n))
+        if n not in spec.keypoints:
+            raise ValueError(f"unknown keypoint name {n!r}; choose from {list(spec.keypoints)}")
+        out.append(spec.keypoints.index(n))
     return tuple(sorted(set(out)))
 
 
-def never_labelled(anns: Iterable[dict]) -> tuple[int, ...]:
-    """Our indices of the keypoints with v=0 in every labelled annotation (plus the neck
-    when a shoulder is never labelled). Empty when there are no labelled annotations."""
-    seen = np.zeros(len(COCO_KEYPOINTS), bool)
+def never_labelled(anns: Iterable[dict], spec: KeypointSpec = OPENPOSE_COCO18,
+                   names: Iterable[str] | None = None) -> tuple[int, ...]:
+    """The spec's indices of the keypoints with v=0 in every labelled annotation, those
+    the data (keypoints ``names``, default ``spec.dataset_keypoints``) does not have,
+    and derived points (the neck) with an end among them. Empty when there are no
+    labelled annotations."""
+    names = tuple(spec.dataset_keypoints if names is None else names)
+    seen = np.zeros(len(names), bool)
     any_ann = False
     for ann in anns:
         if is_labelled(ann):
@@ -100,20 +110,24 @@ def never_labelled(anns: Iterable[dict]) -> tuple[int, ...]:
             seen |= np.asarray(ann["keypoints"], np.float32).reshape(-1, 3)[:, 2] > 0
     if not any_ann:
         return ()
-    unknown = {COCO_TO_OURS[c] for c in np.flatnonzero(~seen)}
-    if unknown & set(_SHOULDERS):
-        unknown.add(NECK)
+    to_spec = dataset_index(spec, names)
+    unknown = {to_spec[c] for c in np.flatnonzero(~seen) if to_spec[c] >= 0}
+    unknown |= set(unlabelled_points(spec, names))
+    unknown |= {d.index for d in spec.derived
+                if unknown & set(d.between) and spec.keypoints[d.index] not in names}
     return tuple(sorted(unknown))
 
 
-def channel_weights(unknown: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
-    """``(heatmap weights (19,), paf weights (38,))`` float32: 0 for the channels of the
-    ``unknown`` keypoints, their limbs and (if any is unknown) the background; else 1."""
+def channel_weights(unknown: Iterable[int], spec: KeypointSpec = OPENPOSE_COCO18
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``(heatmap weights (K + 1,), paf weights (2 L,))`` float32: 0 for the channels of
+    the ``unknown`` keypoints, their limbs and (if any is unknown) the background; else 1."""
     unknown = tuple(sorted(set(int(k) for k in unknown)))
-    heat = np.ones(NUM_HEATMAPS, np.float32)
-    paf = np.ones(NUM_PAFS, np.float32)
+    heat = np.ones(spec.num_heatmaps, np.float32)
+    paf = np.ones(spec.num_pafs, np.float32)
     if unknown:
         heat[list(unknown)] = 0.0
-        heat[BACKGROUND] = 0.0
-        paf[list(paf_channels_of(limbs_touching(unknown)))] = 0.0
+        heat[spec.num_keypoints] = 0.0
+        touching = [k for k, (a, b) in enumerate(spec.limbs) if a in unknown or b in unknown]
+        paf[[c for k in touching for c in spec.paf_channels[k]]] = 0.0
     return heat, paf

@@ -4,10 +4,13 @@ loaded (one line naming the file and the record), never hours into a run.
 ``read_coco(path)``: the file's structure (a JSON object with ``images``, ``annotations``
 and ``categories`` lists, integer image ids, annotations of known images); a file that
 fails is refused with ``ValueError``. ``annotation_problem(ann)``: what is wrong with one
-annotation (51 finite keypoint values, a finite ``[x, y, w, h]`` box), or None. Callers
+annotation (3 x D finite keypoint values, D = the file's keypoints, 17 for COCO; a finite
+``[x, y, w, h]`` box), or None. Callers
 choose what a bad annotation means: ``evaluate`` refuses the file (``load_ground_truth``
 with ``check_annotations``), training skips the image (see ``data.coco.PoseDataset``).
-``gt_keypoints``: an image's ground-truth people in our 18-keypoint order.
+``gt_keypoints``: an image's ground-truth people in a ``KeypointSpec``'s order (default
+OpenPose COCO-18). ``file_keypoints``/``file_spec``: the file's keypoint names and spec (from
+its category, see ``skeleton.spec_for_categories``).
 """
 from __future__ import annotations
 
@@ -21,7 +24,10 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..skeleton import NUM_COCO_KEYPOINTS, NUM_KEYPOINTS, coco_to_ours
+from ..skeleton import (OPENPOSE_COCO18, KeypointSpec, SkeletonError, from_named,
+                        keypoint_category, spec_for_categories)
+
+NUM_COCO_KEYPOINTS = len(OPENPOSE_COCO18.dataset_keypoints)      # 17
 
 
 def _is_int(v) -> bool:
@@ -34,11 +40,12 @@ def _finite_numbers(v, n: int) -> bool:
         for x in v)
 
 
-def annotation_problem(ann: dict) -> Optional[str]:
-    """One line on what makes ``ann`` unusable (``"annotation 7: ..."``), or None."""
+def annotation_problem(ann: dict, num_keypoints: int = NUM_COCO_KEYPOINTS) -> Optional[str]:
+    """One line on what makes ``ann`` unusable (``"annotation 7: ..."``), or None;
+    ``num_keypoints``: how many the file's category lists."""
     where = f"annotation {ann.get('id', '?')} (image {ann.get('image_id', '?')})"
-    if not _finite_numbers(ann.get("keypoints"), 3 * NUM_COCO_KEYPOINTS):
-        return f"{where}: 'keypoints' must be {3 * NUM_COCO_KEYPOINTS} finite numbers"
+    if not _finite_numbers(ann.get("keypoints"), 3 * num_keypoints):
+        return f"{where}: 'keypoints' must be {3 * num_keypoints} finite numbers"
     box = ann.get("bbox")
     if not _finite_numbers(box, 4) or box[2] < 0 or box[3] < 0:
         return f"{where}: 'bbox' must be 4 finite numbers [x, y, w >= 0, h >= 0]"
@@ -120,7 +127,8 @@ def load_ground_truth(ann_file: str | Path, check_annotations: bool = False):
     area), naming the first and the count."""
     coco = read_coco(ann_file)
     if check_annotations:
-        bad = [p for a in coco.anns.values() for p in (annotation_problem(a)
+        d = len(file_keypoints(coco))
+        bad = [p for a in coco.anns.values() for p in (annotation_problem(a, d)
                                                         or scoring_problem(a),) if p]
         if bad:
             raise ValueError(f"{ann_file}: {len(bad)} unusable annotation(s), first "
@@ -128,14 +136,33 @@ def load_ground_truth(ann_file: str | Path, check_annotations: bool = False):
     return coco
 
 
-def gt_keypoints(coco, image_id: int) -> np.ndarray:
-    """``(N, 18, 3)`` float32 keypoints of the non-crowd people with keypoints, image px."""
+def file_keypoints(coco) -> tuple[str, ...]:
+    """The keypoint names of a COCO file's category, in its order (COCO-17 when no
+    category lists any)."""
+    try:
+        cat = keypoint_category(coco.dataset.get("categories"))
+    except SkeletonError as e:
+        raise ValueError(str(e)) from None
+    return tuple(cat["keypoints"]) if cat else OPENPOSE_COCO18.dataset_keypoints
+
+
+def file_spec(coco, given: KeypointSpec | None = None) -> KeypointSpec:
+    """The ``KeypointSpec`` of a COCO file (``skeleton.spec_for_categories``): ``given``
+    when its points name the file's, else the file's own."""
+    return spec_for_categories(coco.dataset.get("categories"), given)
+
+
+def gt_keypoints(coco, image_id: int, spec: KeypointSpec = OPENPOSE_COCO18) -> np.ndarray:
+    """``(N, K, 3)`` float32 keypoints of the non-crowd people with keypoints, image px, in
+    ``spec``'s order (the file's points mapped by name)."""
     anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=image_id))
             if not a.get("iscrowd", 0) and a.get("num_keypoints", 0) > 0]
     if not anns:
-        return np.zeros((0, NUM_KEYPOINTS, 3), np.float32)
-    return coco_to_ours(np.array([a["keypoints"] for a in anns], np.float32).reshape(-1, 17, 3))
+        return np.zeros((0, spec.num_keypoints, 3), np.float32)
+    names = file_keypoints(coco)
+    kps = np.array([a["keypoints"] for a in anns], np.float32).reshape(-1, len(names), 3)
+    return from_named(spec, kps, names)
 
 
-__all__ = ["annotation_problem", "gt_keypoints", "load_ground_truth", "read_coco",
-           "scoring_problem"]
+__all__ = ["annotation_problem", "file_keypoints", "file_spec", "gt_keypoints",
+           "load_ground_truth", "read_coco", "scoring_problem"]

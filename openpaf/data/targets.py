@@ -10,11 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..skeleton import BACKGROUND, LIMBS, NUM_HEATMAPS, NUM_KEYPOINTS, NUM_PAFS, PAF_CHANNELS
-
-_LIMB_A = np.array([a for a, _ in LIMBS])
-_LIMB_B = np.array([b for _, b in LIMBS])
-_PAF_XY = np.array(PAF_CHANNELS)               # (19, 2)
+from ..skeleton import OPENPOSE_COCO18, KeypointSpec
 
 
 @dataclass(frozen=True)
@@ -32,15 +28,18 @@ def _cell_centres(n: int, stride: int) -> np.ndarray:
 
 
 def render_heatmaps(keypoints: np.ndarray, map_size: tuple[int, int],
-                    params: TargetParams = TargetParams()) -> np.ndarray:
-    """``(N, 18, 3)`` keypoints [x, y, v] (v > 0 = labelled) -> ``(19, H, W)`` float32.
+                    params: TargetParams = TargetParams(),
+                    spec: KeypointSpec = OPENPOSE_COCO18) -> np.ndarray:
+    """``(N, K, 3)`` keypoints [x, y, v] (v > 0 = labelled) -> ``(K + 1, H, W)`` float32
+    (K = ``spec.num_keypoints``, 18 for COCO-18).
 
-    Each part channel is the max over people of a Gaussian at the keypoint; channel 18
+    Each part channel is the max over people of a Gaussian at the keypoint; channel K
     (background) is ``1 - max`` over the part channels.
     """
     h, w = map_size
-    out = np.zeros((NUM_HEATMAPS, h, w), dtype=np.float32)
-    kps = np.asarray(keypoints, dtype=np.float32).reshape(-1, NUM_KEYPOINTS, 3)
+    nk = spec.num_keypoints
+    out = np.zeros((spec.num_heatmaps, h, w), dtype=np.float32)
+    kps = np.asarray(keypoints, dtype=np.float32).reshape(-1, nk, 3)
     n, k = np.nonzero(kps[:, :, 2] > 0)
     if len(n):
         x, y = kps[n, k, 0], kps[n, k, 1]
@@ -49,22 +48,25 @@ def render_heatmaps(keypoints: np.ndarray, map_size: tuple[int, int],
         ey = np.exp((_cell_centres(h, params.stride)[None, :] - y[:, None]) ** 2 * inv)
         g = ey[:, :, None] * ex[:, None, :]                     # (P, H, W)
         np.maximum.at(out, k, g)
-    out[BACKGROUND] = 1.0 - out[:NUM_KEYPOINTS].max(axis=0)
+    out[nk] = 1.0 - out[:nk].max(axis=0)
     return out
 
 
 def render_pafs(keypoints: np.ndarray, map_size: tuple[int, int],
-                params: TargetParams = TargetParams()) -> np.ndarray:
-    """``(N, 18, 3)`` keypoints -> ``(38, H, W)`` float32 part affinity fields.
+                params: TargetParams = TargetParams(),
+                spec: KeypointSpec = OPENPOSE_COCO18) -> np.ndarray:
+    """``(N, K, 3)`` keypoints -> ``(2 L, H, W)`` float32 part affinity fields (channels
+    ``spec.paf_channels``).
 
     A limb whose two ends are labelled sets the unit vector from its first to its second
     keypoint on every cell within ``paf_width`` of the segment; overlapping limbs of the
     same type are averaged.
     """
     h, w = map_size
-    out = np.zeros((NUM_PAFS, h, w), dtype=np.float32)
-    kps = np.asarray(keypoints, dtype=np.float32).reshape(-1, NUM_KEYPOINTS, 3)
-    a, b = kps[:, _LIMB_A], kps[:, _LIMB_B]                     # (N, 19, 3)
+    out = np.zeros((spec.num_pafs, h, w), dtype=np.float32)
+    kps = np.asarray(keypoints, dtype=np.float32).reshape(-1, spec.num_keypoints, 3)
+    limbs = np.array(spec.limbs).reshape(-1, 2)
+    a, b = kps[:, limbs[:, 0]], kps[:, limbs[:, 1]]             # (N, L, 3)
     n, limb = np.nonzero((a[..., 2] > 0) & (b[..., 2] > 0))
     if len(n) == 0:
         return out
@@ -81,17 +83,18 @@ def render_pafs(keypoints: np.ndarray, map_size: tuple[int, int],
     on = ((along >= -params.paf_width / 2) & (along <= length[:, None, None]
                                               + params.paf_width / 2)
           & (across <= params.paf_width)).astype(np.float32)
-    count = np.zeros((len(LIMBS), h, w), dtype=np.float32)
+    count = np.zeros((spec.num_limbs, h, w), dtype=np.float32)
     np.add.at(count, limb, on)
-    sums = np.zeros((len(LIMBS), 2, h, w), dtype=np.float32)
+    sums = np.zeros((spec.num_limbs, 2, h, w), dtype=np.float32)
     np.add.at(sums, limb, on[:, None] * u[:, :, None, None])
     sums /= np.maximum(count, 1.0)[:, None]
-    out[_PAF_XY.ravel()] = sums.reshape(-1, h, w)
+    out[np.array(spec.paf_channels).ravel()] = sums.reshape(-1, h, w)
     return out
 
 
 def render_targets(keypoints: np.ndarray, map_size: tuple[int, int],
-                   params: TargetParams = TargetParams()) -> tuple[np.ndarray, np.ndarray]:
-    """``(heatmaps (19, H, W), pafs (38, H, W))`` for the people in ``keypoints``."""
-    return render_heatmaps(keypoints, map_size, params), render_pafs(keypoints, map_size,
-                                                                     params)
+                   params: TargetParams = TargetParams(),
+                   spec: KeypointSpec = OPENPOSE_COCO18) -> tuple[np.ndarray, np.ndarray]:
+    """``(heatmaps (K + 1, H, W), pafs (2 L, H, W))`` for the people in ``keypoints``."""
+    return (render_heatmaps(keypoints, map_size, params, spec),
+            render_pafs(keypoints, map_size, params, spec))

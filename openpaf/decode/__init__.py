@@ -1,9 +1,10 @@
 """Maps -> people: the CPU post-processor, usable with any network's outputs.
 
-``decode(heatmaps, pafs, params, scale=...)`` takes numpy maps in the CMU COCO layout
-(``(18 or 19, H, W)`` heatmaps, ``(38, H, W)`` PAFs, float32) and returns ``Detections``
-with keypoints in image pixels. Works at network resolution (no map resizing): peaks are
-refined to sub-cell precision instead. Only numpy and scipy are needed (no torch).
+``decode(heatmaps, pafs, params, scale=..., spec=...)`` takes numpy maps in the layout of a
+``KeypointSpec`` (default: the CMU COCO layout, ``(18 or 19, H, W)`` heatmaps, ``(38, H,
+W)`` PAFs, float32) and returns ``Detections`` with keypoints in image pixels. Works at
+network resolution (no map resizing): peaks are refined to sub-cell precision instead.
+Only numpy and scipy are needed (no torch).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..skeleton import OPENPOSE_COCO18, KeypointSpec
 from ..structures import Detections, Person
 from .assemble import group_peaks, select_people
 from .limbs import Connections, score_limbs
@@ -36,11 +38,13 @@ def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: DecodeParams | str | 
            *, scale: float | tuple[float, float] = 1.0,
            image_size: tuple[int, int] | None = None,
            timings: dict[str, float] | None = None,
-           peaks: Peaks | None = None) -> Detections:
+           peaks: Peaks | None = None,
+           spec: KeypointSpec = OPENPOSE_COCO18) -> Detections:
     """Find people in one image's maps.
 
-    heatmaps: ``(18 or 19, H, W)`` float32 (background channel ignored).
-    pafs: ``(38, H, W)`` float32, channel layout of ``skeleton.PAF_CHANNELS``.
+    heatmaps: ``(K or K + 1, H, W)`` float32 (background channel ignored), K keypoints of
+        ``spec`` (the weights' ``KeypointSpec``; default OpenPose COCO-18).
+    pafs: ``(2 L, H, W)`` float32, channel layout of ``spec.paf_channels``.
     params: ``DecodeParams``, a preset name ("cvpr2017", "openpose") or None (default).
     scale: image pixels per map cell, a number or ``(sx, sy)``. A map cell ``c`` lands at
         image pixel ``(c + 0.5) * scale - 0.5`` (e.g. stride 8 / resize factor).
@@ -67,13 +71,13 @@ def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: DecodeParams | str | 
     t0 = time.perf_counter()
     if peaks is None:
         peaks = find_peaks(heatmaps, params.peak_threshold, max_peaks=params.max_peaks,
-                           refine=params.refine)
+                           refine=params.refine, num_keypoints=spec.num_keypoints)
     t1 = time.perf_counter()
     connections = score_limbs(peaks, pafs, params, scale=(sx, sy),
-                              image_height=float(image_size[1]))
+                              image_height=float(image_size[1]), spec=spec)
     t2 = time.perf_counter()
-    members, limb_scores, scores = select_people(peaks, *group_peaks(peaks, connections),
-                                                 params)
+    members, limb_scores, scores = select_people(peaks, *group_peaks(peaks, connections, spec),
+                                                 params, spec)
     # Every peak in image pixels, [x, y, score]: people pick rows, candidates are all.
     xys = np.empty((len(peaks), 3), dtype=np.float32)
     xys[:, :2] = (peaks.xy + 0.5) * np.array([sx, sy], dtype=np.float32) - 0.5
@@ -88,15 +92,18 @@ def decode(heatmaps: np.ndarray, pafs: np.ndarray, params: DecodeParams | str | 
         t3 = time.perf_counter()
         timings.update(peaks=(t1 - t0) * 1e3, limbs=(t2 - t1) * 1e3, assembly=(t3 - t2) * 1e3)
     return Detections(image_size=(int(image_size[0]), int(image_size[1])), people=people,
-                      part_candidates=np.split(xys, peaks.offsets[1:-1]))
+                      part_candidates=np.split(xys, peaks.offsets[1:-1]), spec=spec)
 
 
 @dataclass
 class PafDecoder:
-    """``decode`` with fixed params: ``PafDecoder(params)(heatmaps, pafs, scale=...)``."""
+    """``decode`` with fixed params and spec: ``PafDecoder(params)(heatmaps, pafs,
+    scale=...)``."""
 
     params: DecodeParams = field(default_factory=DecodeParams)
+    spec: KeypointSpec = OPENPOSE_COCO18
 
     def __call__(self, heatmaps: np.ndarray, pafs: np.ndarray, *, scale=1.0,
                  image_size=None) -> Detections:
-        return decode(heatmaps, pafs, self.params, scale=scale, image_size=image_size)
+        return decode(heatmaps, pafs, self.params, scale=scale, image_size=image_size,
+                      spec=self.spec)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..skeleton import NUM_KEYPOINTS, NUM_LIMBS
+from ..skeleton import OPENPOSE_COCO18, KeypointSpec
 from .limbs import Connections
 from .params import DecodeParams
 from .peaks import Peaks
@@ -22,11 +22,12 @@ def _find(parent: list[int], i: int) -> int:
     return i
 
 
-def group_peaks(peaks: Peaks, connections: Connections) -> tuple[np.ndarray, np.ndarray]:
+def group_peaks(peaks: Peaks, connections: Connections,
+                spec: KeypointSpec = OPENPOSE_COCO18) -> tuple[np.ndarray, np.ndarray]:
     """Union peaks along limbs by descending score, never joining two of the same type.
 
-    Returns ``(members, limb_scores)``: ``members`` is ``(G, 18)`` int64 global peak
-    indices (-1 = missing) and ``limb_scores`` is ``(G, 19)`` float32 (0 = no limb), one
+    Returns ``(members, limb_scores)``: ``members`` is ``(G, K)`` int64 global peak
+    indices (-1 = missing) and ``limb_scores`` is ``(G, L)`` float32 (0 = no limb), one
     row per group of connected peaks (isolated peaks included).
     """
     n = len(peaks)
@@ -47,19 +48,21 @@ def group_peaks(peaks: Peaks, connections: Connections) -> tuple[np.ndarray, np.
         limbs_of.setdefault(ra, []).append((k, s))
     roots = np.array([_find(parent, i) for i in range(n)], dtype=np.int64)
     uniq, group = np.unique(roots, return_inverse=True)
-    members = np.full((len(uniq), NUM_KEYPOINTS), -1, dtype=np.int64)
+    members = np.full((len(uniq), spec.num_keypoints), -1, dtype=np.int64)
     members[group, peaks.part] = np.arange(n)
-    limb_scores = np.zeros((len(uniq), NUM_LIMBS), dtype=np.float32)
+    limb_scores = np.zeros((len(uniq), spec.num_limbs), dtype=np.float32)
     for g, r in enumerate(uniq.tolist()):
         for k, s in limbs_of.get(r, ()):
             limb_scores[g, k] = max(limb_scores[g, k], s)
     return members, limb_scores
 
 
-def rank_scores(total: np.ndarray, found: np.ndarray, power: float) -> np.ndarray:
+def rank_scores(total: np.ndarray, found: np.ndarray, power: float,
+                possible: int = OPENPOSE_COCO18.num_keypoints + OPENPOSE_COCO18.num_limbs
+                ) -> np.ndarray:
     """``mean * completeness ** power`` per person: ``total`` is the sum of its peak and
-    limb scores, ``found`` how many of the 18 + 19 it has (mean = total / found)."""
-    possible = NUM_KEYPOINTS + NUM_LIMBS
+    limb scores, ``found`` how many of the ``possible`` keypoints + limbs (18 + 19 for
+    COCO-18) it has (mean = total / found)."""
     if power == 1:
         return total / possible                      # exactly the CVPR sum over 37
     found = np.maximum(found, 1)
@@ -67,14 +70,15 @@ def rank_scores(total: np.ndarray, found: np.ndarray, power: float) -> np.ndarra
 
 
 def select_people(peaks: Peaks, members: np.ndarray, limb_scores: np.ndarray,
-                  params: DecodeParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  params: DecodeParams, spec: KeypointSpec = OPENPOSE_COCO18
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Filter groups into people and score them.
 
     Keeps a group with >= ``min_parts`` keypoints and (peak + limb) score per keypoint
     >= ``min_mean_score`` (CVPR's rule), or a smaller group (>= ``min_small_parts``) all
     of whose peak and limb scores are >= ``keep_small_score``. The ranking score, in
     [0, 1], is the mean of the person's peak and limb scores times its completeness
-    (found parts and limbs over the 18 + 19 possible) to the power
+    (found parts and limbs over the spec's K + L possible) to the power
     ``params.completeness_power``: 1 gives the sum over 37 (CVPR), smaller values rank
     confident partial people higher. Returns ``(members, limb_scores, scores)`` of the
     kept people, sorted by score descending.
@@ -89,8 +93,8 @@ def select_people(peaks: Peaks, members: np.ndarray, limb_scores: np.ndarray,
         low = np.minimum(np.where(found, peak_scores, np.inf).min(axis=1),
                          np.where(has_limb, limb_scores, np.inf).min(axis=1))
         keep |= (count >= params.min_small_parts) & (low >= params.keep_small_score)
-    scores = np.clip(rank_scores(total, count + has_limb.sum(axis=1),
-                                 params.completeness_power), 0.0, 1.0)
+    scores = np.clip(rank_scores(total, count + has_limb.sum(axis=1), params.completeness_power,
+                                 spec.num_keypoints + spec.num_limbs), 0.0, 1.0)
     idx = np.nonzero(keep)[0]
     idx = idx[np.argsort(-scores[idx], kind="stable")]
     return members[idx], limb_scores[idx], scores[idx].astype(np.float32)

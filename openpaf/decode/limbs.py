@@ -6,20 +6,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..skeleton import LIMBS, NUM_PAFS, PAF_CHANNELS
+from ..skeleton import OPENPOSE_COCO18, KeypointSpec
 from .params import DecodeParams
 from .peaks import Peaks
 
-_PAF_X = np.array([c[0] for c in PAF_CHANNELS])
-_PAF_Y = np.array([c[1] for c in PAF_CHANNELS])
+
+_PAF_XY: dict[int, tuple] = {}
+
+
+def paf_xy(spec: KeypointSpec) -> tuple[np.ndarray, np.ndarray]:
+    """``(x channels, y channels)``, each ``(L,)`` int64: limb k's field in the PAFs
+    (cached per spec object: hashing a spec costs more than the lookup)."""
+    hit = _PAF_XY.get(id(spec))
+    if hit is None or hit[0] is not spec:
+        hit = _PAF_XY[id(spec)] = (spec, np.array([c[0] for c in spec.paf_channels]),
+                                   np.array([c[1] for c in spec.paf_channels]))
+    return hit[1], hit[2]
+
+
+_PAF_X, _PAF_Y = paf_xy(OPENPOSE_COCO18)
 
 
 @dataclass
 class Connections:
     """Accepted limbs of one image (each peak used at most once per limb type).
 
-    limb: ``(M,)`` int64 limb index into ``skeleton.LIMBS``.
-    a, b: ``(M,)`` int64 global peak indices of the limb's two ends (``LIMBS[limb]`` order).
+    limb: ``(M,)`` int64 limb index into the spec's ``limbs``.
+    a, b: ``(M,)`` int64 global peak indices of the limb's two ends (``limbs[limb]`` order).
     score: ``(M,)`` float32 PAF score with the distance prior, sorted descending.
     """
 
@@ -37,10 +50,11 @@ class Connections:
         return len(self.score)
 
 
-def candidate_pairs(peaks: Peaks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def candidate_pairs(peaks: Peaks, spec: KeypointSpec = OPENPOSE_COCO18
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (limb, a, b) pair of peaks that could form a limb: ``(P,)`` int64 each."""
     limbs, a_idx, b_idx = [], [], []
-    for k, (pa, pb) in enumerate(LIMBS):
+    for k, (pa, pb) in enumerate(spec.limbs):
         ia, ib = peaks.indices(pa), peaks.indices(pb)
         if len(ia) == 0 or len(ib) == 0:
             continue
@@ -95,10 +109,12 @@ def _probe_samples(num_samples: int, min_pass_ratio: float) -> np.ndarray | None
 
 def score_limbs(peaks: Peaks, pafs: np.ndarray, params: DecodeParams,
                 scale: tuple[float, float] = (1.0, 1.0),
-                image_height: float | None = None) -> Connections:
+                image_height: float | None = None,
+                spec: KeypointSpec = OPENPOSE_COCO18) -> Connections:
     """Score every candidate limb by its PAF line integral; keep those that pass.
 
-    pafs: ``(38, H, W)`` float32 at the same resolution as the peaks.
+    pafs: ``(2 L, H, W)`` float32 at the same resolution as the peaks (L = the spec's
+    limbs, channels ``spec.paf_channels``).
     scale: ``(sx, sy)`` image pixels per map cell (for the distance prior).
     image_height: in pixels, for the distance prior; defaults to ``H * sy``.
     A candidate passes if at least ``min_pass_ratio`` of its ``num_samples`` samples
@@ -108,9 +124,10 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, params: DecodeParams,
     own (``_probe_samples``); only survivors are sampled fully. Per sample the arithmetic
     is the same either way, so results equal full sampling bit for bit.
     """
-    if pafs.ndim != 3 or pafs.shape[0] != NUM_PAFS:
-        raise ValueError(f"pafs must be ({NUM_PAFS}, H, W), got {pafs.shape}")
-    limb, a, b = candidate_pairs(peaks)
+    if pafs.ndim != 3 or pafs.shape[0] != spec.num_pafs:
+        raise ValueError(f"pafs must be ({spec.num_pafs}, H, W), got {pafs.shape}")
+    paf_x, paf_y = paf_xy(spec)
+    limb, a, b = candidate_pairs(peaks, spec)
     if len(limb) == 0:
         return Connections(limb, a, b, np.zeros(0, np.float32))
     pafs = np.ascontiguousarray(pafs, dtype=np.float32)
@@ -121,7 +138,7 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, params: DecodeParams,
         d = pb - pa
         unit = d / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-6)[:, None]
         tp = t[probe]
-        vx, vy = _bilinear_channels(pafs, (_PAF_X[limb][:, None], _PAF_Y[limb][:, None]),
+        vx, vy = _bilinear_channels(pafs, (paf_x[limb][:, None], paf_y[limb][:, None]),
                                     pa[:, 0:1] + tp * d[:, 0:1], pa[:, 1:2] + tp * d[:, 1:2])
         alive = ((vx * unit[:, 0:1] + vy * unit[:, 1:2]) > params.paf_threshold).any(axis=1)
         limb, a, b = limb[alive], a[alive], b[alive]
@@ -131,7 +148,7 @@ def score_limbs(peaks: Peaks, pafs: np.ndarray, params: DecodeParams,
     unit = d / np.maximum(norm, 1e-6)[:, None]
     sx = pa[:, 0:1] + t * d[:, 0:1]                        # (P, S)
     sy = pa[:, 1:2] + t * d[:, 1:2]
-    vx, vy = _bilinear_channels(pafs, (_PAF_X[limb][:, None], _PAF_Y[limb][:, None]), sx, sy)
+    vx, vy = _bilinear_channels(pafs, (paf_x[limb][:, None], paf_y[limb][:, None]), sx, sy)
     dots = vx * unit[:, 0:1] + vy * unit[:, 1:2]           # (P, S)
     score = dots.mean(axis=1)
     if params.distance_prior:

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..skeleton import NUM_KEYPOINTS
+from ..skeleton import OPENPOSE_COCO18
 
 
 @dataclass
@@ -77,8 +77,10 @@ def _refine(values: np.ndarray):
 
 def peaks_from_candidates(k: np.ndarray, y: np.ndarray, x: np.ndarray, score: np.ndarray,
                           *, max_peaks: int = 64, refine: bool = True,
-                          neighbours: np.ndarray | Callable | None = None) -> Peaks:
-    """``Peaks`` from NMS survivors given in row-major ``(k, y, x)`` order.
+                          neighbours: np.ndarray | Callable | None = None,
+                          num_keypoints: int = OPENPOSE_COCO18.num_keypoints) -> Peaks:
+    """``Peaks`` from NMS survivors given in row-major ``(k, y, x)`` order, for
+    ``num_keypoints`` types.
 
     Sorts by type then score (descending, ties in input order), keeps ``max_peaks`` per
     type and refines with ``neighbours``: a ``(5, N)`` array aligned with the candidates
@@ -88,7 +90,7 @@ def peaks_from_candidates(k: np.ndarray, y: np.ndarray, x: np.ndarray, score: np
     k, y, x, score = k[order], y[order], x[order], score[order]
     if isinstance(neighbours, np.ndarray):
         neighbours = neighbours[:, order]
-    counts = np.bincount(k, minlength=NUM_KEYPOINTS)
+    counts = np.bincount(k, minlength=num_keypoints)
     if counts.max(initial=0) > max_peaks:
         first = np.concatenate([[0], np.cumsum(counts)[:-1]])
         keep = (np.arange(len(k)) - first[k]) < max_peaks
@@ -107,17 +109,20 @@ def peaks_from_candidates(k: np.ndarray, y: np.ndarray, x: np.ndarray, score: np
 
 
 def find_peaks(heatmaps: np.ndarray, threshold: float = 0.1, *, max_peaks: int = 64,
-               refine: bool = True) -> Peaks:
+               refine: bool = True, num_keypoints: int = OPENPOSE_COCO18.num_keypoints
+               ) -> Peaks:
     """Local maxima (3x3) above ``threshold`` in each keypoint heatmap.
 
-    heatmaps: ``(18 or 19, H, W)`` float32; a background channel (index 18) is ignored.
+    heatmaps: ``(K or K + 1, H, W)`` float32, K = ``num_keypoints`` (the spec's); a
+    background channel (index K) is ignored.
     Returns at most ``max_peaks`` peaks per type, highest first within each type.
     """
-    if heatmaps.ndim != 3 or heatmaps.shape[0] < NUM_KEYPOINTS:
-        raise ValueError(f"heatmaps must be ({NUM_KEYPOINTS} or {NUM_KEYPOINTS + 1}, H, W), "
-                         f"got {heatmaps.shape}")
-    hm = np.ascontiguousarray(heatmaps[:NUM_KEYPOINTS], dtype=np.float32)
+    k_ = num_keypoints
+    if heatmaps.ndim != 3 or heatmaps.shape[0] < k_:
+        raise ValueError(f"heatmaps must be ({k_} or {k_ + 1}, H, W), got {heatmaps.shape}")
+    hm = np.ascontiguousarray(heatmaps[:k_], dtype=np.float32)
     is_peak = (hm > threshold) & (hm >= max_filter3x3(hm))
     k, y, x = np.nonzero(is_peak)
     return peaks_from_candidates(k, y, x, hm[k, y, x], max_peaks=max_peaks, refine=refine,
-                                 neighbours=lambda kk, yy, xx: neighbour_values(hm, kk, yy, xx))
+                                 neighbours=lambda kk, yy, xx: neighbour_values(hm, kk, yy, xx),
+                                 num_keypoints=k_)

@@ -28,6 +28,7 @@ from ..model import PretrainedCfg
 from ..runtime.onnxruntime import (INPUT_NAME, METADATA_KEYS, OUTPUT_NAMES, OnnxModel,
                                    require)
 from ..structures import InputNorm
+from ..skeleton import OPENPOSE_COCO18
 from ..weights.checkpoint import skeleton_dict
 
 DEFAULT_OPSET = 17
@@ -90,7 +91,8 @@ def _metadata(model, normalisation: InputNorm, half: bool,
     meta = {METADATA_KEYS["normalisation"]: json.dumps(normalisation.to_dict()),
             METADATA_KEYS["pretrained_cfg"]: json.dumps(pretrained.to_dict()),
             METADATA_KEYS["stride"]: str(int(getattr(model, "stride", 8))),
-            METADATA_KEYS["skeleton"]: json.dumps(skeleton_dict()),
+            METADATA_KEYS["skeleton"]: json.dumps(
+                skeleton_dict(getattr(model, "spec", OPENPOSE_COCO18))),
             METADATA_KEYS["version"]: __version__,
             METADATA_KEYS["precision"]: "fp16" if half else "fp32"}
     if config is not None and hasattr(config, "to_dict"):

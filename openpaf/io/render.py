@@ -10,20 +10,28 @@ from typing import Optional, Union
 import cv2
 import numpy as np
 
-from ..skeleton import KEYPOINTS, LIMBS, NUM_KEYPOINTS, OPENPOSE_COCO18, RENDER_LIMBS
+from ..skeleton import OPENPOSE_COCO18, KeypointSpec
 from ..structures import Detections, Person
 from .atomic import AtomicPath
 from .video import verify_video
 
 # OpenPose's COCO render colours (BGR, one per keypoint); a limb takes the colour of its
-# end keypoint, as in OpenPose.
+# end keypoint, as in OpenPose. Other skeletons draw with their spec's colours.
 KEYPOINT_COLOURS: tuple[tuple[int, int, int], ...] = OPENPOSE_COCO18.colors
-assert len(KEYPOINT_COLOURS) == NUM_KEYPOINTS
-LIMB_COLOURS: tuple[tuple[int, int, int], ...] = tuple(KEYPOINT_COLOURS[b] for _, b in LIMBS)
+LIMB_COLOURS: tuple[tuple[int, int, int], ...] = OPENPOSE_COCO18.limb_colors
 # Id labels go above the highest of these (the head), lifted by a fraction of neck-nose.
-_HEAD = tuple(KEYPOINTS.index(n) for n in ("nose", "right_eye", "left_eye", "right_ear",
-                                           "left_ear", "neck"))
-_NOSE, _NECK = KEYPOINTS.index("nose"), KEYPOINTS.index("neck")
+_HEAD_NAMES = ("nose", "right_eye", "left_eye", "right_ear", "left_ear", "neck", "head_top",
+               "head")
+
+
+def _head(spec: KeypointSpec) -> tuple[tuple[int, ...], int | None, int | None]:
+    """(head point indices, nose, neck) of ``spec``, by name (None where it has none)."""
+    def index(n):
+        return spec.keypoints.index(n) if n in spec.keypoints else None
+    return (tuple(i for i in map(index, _HEAD_NAMES) if i is not None), index("nose"),
+            index("neck"))
+
+
 DEFAULT_VIDEO_FPS = 30.0
 
 
@@ -102,7 +110,7 @@ def render(image: np.ndarray, detections: Detections, *, thickness: Optional[int
     out = base.copy()
     thickness = style.line_width if style.line_width is not None else thickness
     for person in detections.people:
-        _draw_person(out, person, thickness, colour_by_id, threshold, style)
+        _draw_person(out, person, detections.spec, thickness, colour_by_id, threshold, style)
     if style.alpha < 1.0:
         drawn = (out != base).any(axis=2)
         mixed = cv2.addWeighted(out, style.alpha, base, 1.0 - style.alpha, 0.0)
@@ -110,8 +118,9 @@ def render(image: np.ndarray, detections: Detections, *, thickness: Optional[int
     return out
 
 
-def _draw_person(out: np.ndarray, person: Person, thickness: Optional[int],
-                 colour_by_id: bool, threshold: float, style: RenderStyle) -> None:
+def _draw_person(out: np.ndarray, person: Person, spec: KeypointSpec,
+                 thickness: Optional[int], colour_by_id: bool, threshold: float,
+                 style: RenderStyle) -> None:
     """Limbs, keypoints and (id colouring or ``draw_ids``) the id label of one person."""
     h, w = out.shape[:2]
     kps = person.keypoints
@@ -124,26 +133,28 @@ def _draw_person(out: np.ndarray, person: Person, thickness: Optional[int],
     own = id_colour(person.id) if colour_by_id and person.id >= 0 else None
     pts = np.rint(np.where(found[:, None], kps[:, :2], 0)).astype(np.int64)
     pts = np.clip(pts, -10 * max(w, h), 10 * max(w, h))  # keep cv2 within int range
-    for k in RENDER_LIMBS:
-        a, b = LIMBS[k]
+    limb_colours = spec.limb_colors
+    for k in spec.render_limbs:
+        a, b = spec.limbs[k]
         if found[a] and found[b]:
             cv2.line(out, tuple(map(int, pts[a])), tuple(map(int, pts[b])),
-                     own or LIMB_COLOURS[k], line, cv2.LINE_AA)
+                     own or limb_colours[k], line, cv2.LINE_AA)
     for i in np.flatnonzero(found):
-        cv2.circle(out, tuple(map(int, pts[i])), radius, own or KEYPOINT_COLOURS[i], -1,
+        cv2.circle(out, tuple(map(int, pts[i])), radius, own or spec.colors[i], -1,
                    cv2.LINE_AA)
     if person.id >= 0 and (own is not None or style.draw_ids):
-        _draw_id(out, person.id, pts, found, radius, t, own or (255, 255, 255))
+        _draw_id(out, person.id, pts, found, radius, t, own or (255, 255, 255), spec)
 
 
 def _draw_id(out: np.ndarray, person_id: int, pts: np.ndarray, found: np.ndarray,
-             radius: int, t: int, colour) -> None:
+             radius: int, t: int, colour, spec: KeypointSpec) -> None:
     """The id above the person's head (outlined in black)."""
-    head = [i for i in _HEAD if found[i]] or list(np.flatnonzero(found))
+    head_points, nose, neck = _head(spec)
+    head = [i for i in head_points if found[i]] or list(np.flatnonzero(found))
     top = min(head, key=lambda i: pts[i, 1])
     lift = 2 * radius + 4
-    if found[_NOSE] and found[_NECK]:
-        lift = max(lift, int(0.6 * np.hypot(*(pts[_NECK] - pts[_NOSE]))))
+    if nose is not None and neck is not None and found[nose] and found[neck]:
+        lift = max(lift, int(0.6 * np.hypot(*(pts[neck] - pts[nose]))))
     scale = max(0.4, t / 5.0)
     text = str(person_id)
     (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)

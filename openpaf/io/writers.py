@@ -18,8 +18,8 @@ from typing import IO, Optional, Union
 
 import numpy as np
 
-from ..skeleton import (NUM_BODY25_KEYPOINTS, NUM_COCO_KEYPOINTS, NUM_KEYPOINTS,
-                        OURS_TO_BODY25, body25_to_ours, ours_to_body25)
+from ..skeleton import (NUM_BODY25_KEYPOINTS, OPENPOSE_COCO18, OURS_TO_BODY25, KeypointSpec,
+                        body25_to_ours, ours_to_body25)
 from ..structures import Detections, Person
 from .atomic import atomic_write_json
 
@@ -70,6 +70,14 @@ class OpenPoseFormat:
     keypoint_scale: str = "pixels"
     part_candidates: bool = False
 
+    def check_spec(self, spec: KeypointSpec) -> None:
+        """One-line ``ValueError`` when this layout cannot hold ``spec``'s keypoints
+        (BODY_25 is a layout of COCO-18 results only)."""
+        if self.layout == "body25" and spec != OPENPOSE_COCO18:
+            raise ValueError(f"the body25 layout needs OpenPose COCO-18 keypoints; these "
+                             f"weights predict '{spec.name}' ({spec.num_keypoints} points): "
+                             "use --openpose-layout coco18")
+
     def __post_init__(self):
         if self.layout not in OPENPOSE_LAYOUTS:
             raise ValueError(f"OpenPose layout must be one of {', '.join(OPENPOSE_LAYOUTS)}, "
@@ -104,7 +112,7 @@ class OpenPoseFormat:
         return kps
 
     def keypoints(self, kps: np.ndarray, image_size: tuple[int, int]) -> list[float]:
-        """Our ``(18, 3)`` pixel keypoints -> the flat ``pose_keypoints_2d`` list."""
+        """``(K, 3)`` pixel keypoints (spec order) -> the flat ``pose_keypoints_2d`` list."""
         if self.layout == "body25":
             kps = ours_to_body25(kps)
         return _flat(self._scaled(kps, image_size), self.digits)
@@ -114,6 +122,7 @@ class OpenPoseFormat:
         ...]}`` per keypoint k of the layout (BODY_25's mid-hip and feet: empty)."""
         if detections.part_candidates is None:
             raise ValueError("no part candidates to write: the predictor did not return them")
+        self.check_spec(detections.spec)
         parts = detections.part_candidates
         if self.layout == "body25":
             parts = [np.zeros((0, 3), np.float32)] * NUM_BODY25_KEYPOINTS
@@ -149,9 +158,10 @@ def openpose_json(detections: Detections, fmt: OpenPoseFormat = OpenPoseFormat()
     "face_keypoints_2d": [], "hand_left_keypoints_2d": [], "hand_right_keypoints_2d": [],
     "pose_keypoints_3d": [], "face_keypoints_3d": [], "hand_left_keypoints_3d": [],
     "hand_right_keypoints_3d": []}, ...]}``, plus ``"part_candidates": [{"0": [...], ...}]``
-    when ``fmt.part_candidates``. K = 18 or 25 by ``fmt.layout``; ``person_id`` is ``[-1]``
-    when untracked.
+    when ``fmt.part_candidates``. K = 18 or 25 by ``fmt.layout`` (the spec's K for other
+    skeletons); ``person_id`` is ``[-1]`` when untracked.
     """
+    fmt.check_spec(detections.spec)
     people = []
     for p in detections.people:
         entry: dict = {"person_id": [int(p.id)],
@@ -172,41 +182,46 @@ def write_openpose_json(path: PathLike, detections: Detections,
 
 def read_openpose_json(path_or_obj: Union[PathLike, dict],
                        image_size: tuple[int, int] = (0, 0),
-                       keypoint_scale: str = "pixels") -> Detections:
-    """Read OpenPose JSON (a path or the loaded dict) back into ``Detections``.
+                       keypoint_scale: str = "pixels",
+                       spec: KeypointSpec = OPENPOSE_COCO18) -> Detections:
+    """Read OpenPose JSON (a path or the loaded dict) back into ``Detections`` of ``spec``.
 
-    COCO-18 and BODY_25 files are told apart by length; ``part_candidates`` are read when
-    present. The file holds no person score: it is set to the mean confidence of found
-    keypoints. ``image_size`` is ``(width, height)``, not stored in the file either; it is
-    needed to read a ``keypoint_scale`` other than pixels.
+    COCO-18 and BODY_25 files are told apart by length (other specs: K x 3 values);
+    ``part_candidates`` are read when present. The file holds no person score: it is set
+    to the mean confidence of found keypoints. ``image_size`` is ``(width, height)``, not
+    stored in the file either; it is needed to read a ``keypoint_scale`` other than
+    pixels.
     """
     obj = path_or_obj
     if not isinstance(obj, dict):
         with open(obj, encoding="utf-8") as fh:
             obj = json.load(fh)
-    validate_openpose_json(obj)
+    coco18 = spec == OPENPOSE_COCO18
+    validate_openpose_json(obj, None if coco18 else spec.num_keypoints)
     fmt = OpenPoseFormat(keypoint_scale=keypoint_scale)
     people = []
     for entry in obj["people"]:
-        kps = fmt.read_keypoints(entry["pose_keypoints_2d"], image_size)
+        kps = fmt.read_keypoints(entry["pose_keypoints_2d"], image_size) if coco18 \
+            else fmt._scaled(entry["pose_keypoints_2d"], image_size, True).astype(np.float32)
         found = kps[:, 2] > 0
         score = float(kps[found, 2].mean()) if found.any() else 0.0
         people.append(Person(kps, score, id=int(entry["person_id"][0])))
     candidates = fmt.read_candidates(obj["part_candidates"][0], image_size) \
         if "part_candidates" in obj else None
-    return Detections(tuple(image_size), people, part_candidates=candidates)
+    return Detections(tuple(image_size), people, part_candidates=candidates, spec=spec)
 
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def validate_openpose_json(obj) -> None:
+def validate_openpose_json(obj, num_keypoints: int | None = None) -> None:
     """Schema-check an OpenPose JSON object; raise ``ValueError`` naming the first problem.
 
     Checks: ``version`` is a number; ``people`` is a list; each person has the keys of
     ``openpose_json``; ``person_id`` is a non-empty list of ints; ``pose_keypoints_2d``
-    holds 54 (COCO-18) or 75 (BODY_25) finite numbers with confidences >= 0 (peaks may
+    holds 54 (COCO-18) or 75 (BODY_25) finite numbers (``3 * num_keypoints`` when given,
+    for other skeletons) with confidences >= 0 (peaks may
     slightly exceed 1, and refined coordinates may be slightly negative, so neither is an
     error); the other keypoint lists are lists; ``part_candidates``, when present, is one
     object with keys "0".."K-1" of lists of finite numbers in threes.
@@ -218,7 +233,8 @@ def validate_openpose_json(obj) -> None:
     people = obj.get("people")
     if not isinstance(people, list):
         raise ValueError("'people' must be a list")
-    sizes = (3 * NUM_KEYPOINTS, 3 * NUM_BODY25_KEYPOINTS)
+    sizes = (3 * OPENPOSE_COCO18.num_keypoints, 3 * NUM_BODY25_KEYPOINTS) \
+        if num_keypoints is None else (3 * num_keypoints,) * 2
     for i, p in enumerate(people):
         where = f"people[{i}]"
         if not isinstance(p, dict):
@@ -246,16 +262,16 @@ def validate_openpose_json(obj) -> None:
             if not isinstance(p[k], list):
                 raise ValueError(f"{where}.{k} must be a list")
     if "part_candidates" in obj:
-        _validate_candidates(obj["part_candidates"])
+        _validate_candidates(obj["part_candidates"], sizes[0] // 3)
 
 
-def _validate_candidates(cands) -> None:
+def _validate_candidates(cands, k: int = OPENPOSE_COCO18.num_keypoints) -> None:
     if not (isinstance(cands, list) and len(cands) == 1 and isinstance(cands[0], dict)):
         raise ValueError("'part_candidates' must be a list holding one object")
     keys = list(cands[0])
-    if len(keys) not in (NUM_KEYPOINTS, NUM_BODY25_KEYPOINTS) \
-            or sorted(keys) != sorted(str(k) for k in range(len(keys))):
-        raise ValueError(f"part_candidates keys must be '0'..'{NUM_KEYPOINTS - 1}' or "
+    if len(keys) not in (k, NUM_BODY25_KEYPOINTS) \
+            or sorted(keys) != sorted(str(i) for i in range(len(keys))):
+        raise ValueError(f"part_candidates keys must be '0'..'{k - 1}' or "
                          f"'0'..'{NUM_BODY25_KEYPOINTS - 1}'")
     for k, v in cands[0].items():
         if not (isinstance(v, list) and len(v) % 3 == 0 and all(_is_number(x) for x in v)):
@@ -269,15 +285,18 @@ def _validate_candidates(cands) -> None:
 _NUMERIC_STEM = re.compile(r"^\d+$")
 
 
-def coco_results(image_id: int, detections: Detections) -> list[dict]:
-    """One image's people as COCO keypoint results (see ``CocoResultsWriter``):
-    keypoints to 3 decimals (missing or non-finite points 0 0 0), score to 6."""
+def coco_results(image_id: int, detections: Detections,
+                 category_id: int = COCO_PERSON_CATEGORY) -> list[dict]:
+    """One image's people as COCO keypoint results (see ``CocoResultsWriter``), in the
+    dataset's keypoint order of ``detections.spec`` (COCO-17 for COCO-18): keypoints to 3
+    decimals (missing or non-finite points 0 0 0), score to 6."""
     out = []
+    spec = detections.spec
     for p in detections.people:
-        kps = p.coco_keypoints().astype(np.float64)
+        kps = p.coco_keypoints(spec).astype(np.float64)
         kps[~np.isfinite(kps).all(axis=1) | (kps[:, 2] <= 0)] = 0.0
-        assert kps.shape == (NUM_COCO_KEYPOINTS, 3)
-        out.append({"image_id": int(image_id), "category_id": COCO_PERSON_CATEGORY,
+        assert kps.shape == (len(spec.dataset_keypoints), 3)
+        out.append({"image_id": int(image_id), "category_id": int(category_id),
                     "keypoints": [round(float(v), 3) for v in kps.reshape(-1)],
                     "score": _finite(p.score, 6)})
     return out
@@ -343,7 +362,8 @@ class JsonlWriter:
 
     Line: ``{"frame": i, "time": t or null, "name": str or null, "people": [{"person_id":
     int, "pose_keypoints_2d": [x, y, c] * K, "score": float}]}``, keypoints and the
-    optional ``"part_candidates"`` as in OpenPose JSON of format ``fmt``.
+    optional ``"part_candidates"`` as in OpenPose JSON of format ``fmt``. For skeletons
+    other than COCO-18 each line also has ``"keypoint_names"`` (the K names, in order).
     ``target`` is a path (opened for writing, or appending with ``append=True``) or an
     open text file (not closed by ``close()``).
     """
@@ -363,12 +383,15 @@ class JsonlWriter:
               name: Optional[str] = None, extra: Optional[dict] = None) -> None:
         """One line; ``extra``: more top-level fields (e.g. ``captured``, ``latency_ms``)."""
         size = detections.image_size
+        self.fmt.check_spec(detections.spec)
         people = [{"person_id": int(p.id),
                    "pose_keypoints_2d": self.fmt.keypoints(p.keypoints, size),
                    "score": _finite(p.score, 6)} for p in detections.people]
         rec = {"frame": int(frame),
                "time": None if time is None or not math.isfinite(time) else round(time, 6),
                "name": name, "people": people}
+        if detections.spec != OPENPOSE_COCO18:
+            rec["keypoint_names"] = list(detections.spec.keypoints)
         if self.fmt.part_candidates:
             rec["part_candidates"] = [self.fmt.candidates(detections)]
         rec.update(extra or {})

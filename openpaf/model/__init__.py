@@ -8,7 +8,7 @@
 A family is one file here plus its ``@register_family`` class; its variants are
 registered at the bottom of that file. Importing a family file registers it.
 """
-from .base import FamilyConfig, PafModel
+from .base import FamilyConfig, PafModel, head_sizes
 from .layers import ConvAct, count_flops, count_parameters, fold_batchnorm
 from .registry import (FAMILIES, PretrainedCfg, build_model, create_model, get_config,
                        get_pretrained_cfg, list_models, model_description, register_family,
@@ -18,7 +18,7 @@ from .registry import (FAMILIES, PretrainedCfg, build_model, create_model, get_c
 from . import cmu_vgg, lightweight  # noqa: E402,F401
 from . import tfpose_mobilenet_v2  # noqa: E402,F401
 
-__all__ = ["FAMILIES", "ConvAct", "FamilyConfig", "PafModel", "PretrainedCfg",
+__all__ = ["FAMILIES", "ConvAct", "FamilyConfig", "PafModel", "head_sizes", "PretrainedCfg",
            "build_model", "count_flops", "count_parameters", "create_model",
            "fold_batchnorm", "get_config", "get_pretrained_cfg", "list_models",
            "model_description", "register_family", "register_model"]

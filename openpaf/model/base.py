@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..skeleton import NUM_HEATMAPS, NUM_PAFS
+from ..skeleton import OPENPOSE_COCO18, KeypointSpec
 from ..structures import Maps
 
 
@@ -38,6 +38,12 @@ class FamilyConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
+def head_sizes(spec: KeypointSpec) -> dict:
+    """The family config fields that size the heads for ``spec``:
+    ``{"num_heatmaps": K + 1, "num_pafs": 2 L}`` (every family has both)."""
+    return {"num_heatmaps": spec.num_heatmaps, "num_pafs": spec.num_pafs}
+
+
 class PafModel(nn.Module):
     """A PAF network: ``(B, 3, H, W)`` normalised input -> ``list[Maps]``, one per stage.
 
@@ -55,8 +61,10 @@ class PafModel(nn.Module):
                             f"got {type(config).__name__}")
         self.config = config
         self.stride: int = 8
-        self.num_heatmaps: int = NUM_HEATMAPS
-        self.num_pafs: int = NUM_PAFS
+        self.num_heatmaps: int = getattr(config, "num_heatmaps", OPENPOSE_COCO18.num_heatmaps)
+        self.num_pafs: int = getattr(config, "num_pafs", OPENPOSE_COCO18.num_pafs)
+        # The keypoints the heads predict (not in the state_dict: checkpoints store it).
+        self.spec: KeypointSpec = OPENPOSE_COCO18
 
     @property
     def arch(self) -> str:

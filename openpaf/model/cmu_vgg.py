@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..skeleton import NUM_HEATMAPS, NUM_PAFS
+from ..skeleton import OPENPOSE_COCO18
 from ..structures import InputNorm, Maps
 from .base import FamilyConfig, PafModel
 from .layers import ConvAct
@@ -160,8 +160,8 @@ class CmuVggConfig(FamilyConfig):
     refine_layers: int = 5
     refine_hidden: int = 128           # Mconv6 1x1 width
     batch_norm: bool = False
-    num_heatmaps: int = NUM_HEATMAPS   # 18 parts + background
-    num_pafs: int = NUM_PAFS           # 2 x 19 limbs
+    num_heatmaps: int = OPENPOSE_COCO18.num_heatmaps   # keypoints + background
+    num_pafs: int = OPENPOSE_COCO18.num_pafs           # 2 x limbs
 
     def __post_init__(self):
         object.__setattr__(self, "vgg_widths", tuple(int(c) for c in self.vgg_widths))

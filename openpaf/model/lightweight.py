@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..skeleton import NUM_HEATMAPS, NUM_PAFS
+from ..skeleton import OPENPOSE_COCO18
 from ..structures import InputNorm, Maps
 from .base import FamilyConfig, PafModel
 from .layers import ConvAct
@@ -84,8 +84,8 @@ class LightweightConfig(FamilyConfig):
     initial_hidden: int = 512          # 1x1 width of the initial stage's heads
     width_mult: float = 1.0
     norm: bool = False
-    num_heatmaps: int = NUM_HEATMAPS
-    num_pafs: int = NUM_PAFS
+    num_heatmaps: int = OPENPOSE_COCO18.num_heatmaps
+    num_pafs: int = OPENPOSE_COCO18.num_pafs
 
     def __post_init__(self):
         if self.refinement_stages < 0:

@@ -109,10 +109,17 @@ def get_config(name: str, **overrides) -> "FamilyConfig":
     return dataclasses.replace(config, **overrides)
 
 
-def create_model(name: str, **overrides) -> "PafModel":
-    """Build the registered variant ``name`` (randomly initialised) with ``overrides``."""
+def create_model(name: str, spec=None, **overrides) -> "PafModel":
+    """Build the registered variant ``name`` (randomly initialised) with ``overrides``;
+    ``spec`` (a ``KeypointSpec``, default COCO-18) sizes the heads and is kept as
+    ``model.spec``."""
+    if spec is not None:
+        overrides.update(num_heatmaps=spec.num_heatmaps, num_pafs=spec.num_pafs)
     config = get_config(name, **overrides)
-    return FAMILIES[config.arch](config)
+    model = FAMILIES[config.arch](config)
+    if spec is not None:
+        model.spec = spec
+    return model
 
 
 def build_model(arch: str, config: dict) -> "PafModel":

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..skeleton import OPENPOSE_COCO18
 from ..structures import InputNorm, Maps
 from .base import FamilyConfig, PafModel
 from .layers import ConvAct
@@ -67,6 +68,8 @@ class TfposeConfig(FamilyConfig):
     stages: int = 6
     trunk_norm: str = "image"       # see the module docstring
     resize: str = "legacy"          # TF ResizeBilinear: legacy | half_pixel | align_corners
+    num_heatmaps: int = OPENPOSE_COCO18.num_heatmaps   # keypoints + background
+    num_pafs: int = OPENPOSE_COCO18.num_pafs           # 2 x limbs
 
     def __post_init__(self):
         if self.width_mult <= 0 or self.refine_width <= 0 or self.stages < 1:

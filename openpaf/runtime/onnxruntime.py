@@ -19,7 +19,8 @@ import torch
 from ..errors import first_line
 from ..model import FAMILIES, PretrainedCfg
 from ..structures import InputNorm, Maps
-from ..weights.checkpoint import CheckpointError, skeleton_dict
+from ..skeleton import SkeletonError, spec_from_stored
+from ..weights.checkpoint import CheckpointError
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("heatmaps", "pafs")
@@ -103,9 +104,11 @@ class OnnxModel:
                     json.loads(meta[METADATA_KEYS["config"]]))
         except (TypeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{self.path}: bad openpaf metadata ({exc})") from None
-        if skeleton is not None and skeleton != skeleton_dict():
-            raise CheckpointError(f"{self.path}: skeleton mismatch: the model was exported "
-                                  "for a different keypoint/limb layout")
+        try:
+            self.spec = spec_from_stored(skeleton)
+        except (SkeletonError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{self.path}: skeleton mismatch: {first_line(exc)}"
+                                  ) from None
         inputs = self.session.get_inputs()
         outputs = [o.name for o in self.session.get_outputs()]
         if len(inputs) != 1 or outputs[:2] != list(OUTPUT_NAMES):

@@ -24,6 +24,7 @@ import torch
 
 from ..errors import first_line
 from ..model import PafModel, PretrainedCfg
+from ..skeleton import OPENPOSE_COCO18, KeypointSpec
 from ..structures import InputNorm, Maps
 from ..weights.checkpoint import CheckpointError
 from .onnxruntime import OnnxUnavailableError
@@ -65,12 +66,13 @@ def _weights_key(model: PafModel) -> str:
 
 
 class OpenVinoModel:
-    """A compiled OpenVINO model whose outputs are the 19 heatmaps and 38 PAFs."""
+    """A compiled OpenVINO model whose outputs are the heatmaps and PAFs of ``spec``
+    (19 and 38 for OpenPose COCO-18)."""
 
     stride = 8
 
     def __init__(self, ov_model, normalisation: InputNorm, pretrained: PretrainedCfg,
-                 source: str = "", exact: bool = True):
+                 source: str = "", exact: bool = True, spec: KeypointSpec = OPENPOSE_COCO18):
         ov = require_openvino()
         name = ov_model.inputs[0].get_any_name()
         ov_model.reshape({name: ov.PartialShape([-1, 3, -1, -1])})
@@ -80,10 +82,12 @@ class OpenVinoModel:
         self.compiled = ov.Core().compile_model(ov_model, "CPU", config)
         channels = {int(o.get_partial_shape()[1].get_length()): o
                     for o in self.compiled.outputs}
-        if set(channels) != {19, 38}:
-            raise CheckpointError(f"{source}: expected outputs of 19 and 38 channels, got "
-                                  f"{sorted(channels)}")
-        self._heatmaps, self._pafs = channels[19], channels[38]
+        heat, paf = spec.num_heatmaps, spec.num_pafs
+        if set(channels) != {heat, paf}:
+            raise CheckpointError(f"{source}: expected outputs of {heat} and {paf} channels, "
+                                  f"got {sorted(channels)}")
+        self._heatmaps, self._pafs = channels[heat], channels[paf]
+        self.spec = spec
         self.normalisation = normalisation
         self.pretrained = pretrained
         self.source = source
@@ -104,7 +108,8 @@ class OpenVinoModel:
                 ov_model = ov.convert_model(_LastStage(model), example_input=example)
             xml.parent.mkdir(parents=True, exist_ok=True)
             ov.save_model(ov_model, str(xml), compress_to_fp16=False)
-        return cls(ov_model, pretrained.normalisation, pretrained, source=str(xml))
+        return cls(ov_model, pretrained.normalisation, pretrained, source=str(xml),
+                   spec=getattr(model, "spec", OPENPOSE_COCO18))
 
     @classmethod
     def from_ir(cls, xml: str | Path, pretrained: PretrainedCfg) -> "OpenVinoModel":

@@ -24,7 +24,9 @@ class TrainConfig:
     steps) or ``constant``; ``warmup_steps`` ramp linearly from ~0. Length: ``max_steps``
     and/or ``epochs`` (the smaller wins); an epoch is ``epoch_size`` draws (default: every
     image once). init: ``scratch``, ``vgg19-torchvision:FILE`` or ``checkpoint:FILE``.
-    val_every / checkpoint_every: steps (0 = only at the end).
+    val_every / checkpoint_every: steps (0 = only at the end). skeleton: the keypoints to
+    train (a built-in spec name or a YAML/JSON file); empty: the first dataset's own
+    (its COCO category; COCO-17 person files train OpenPose COCO-18).
     """
 
     recipe: str = "custom"
@@ -59,6 +61,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     teacher: str | None = None        # weights whose flip-averaged maps are also targets
     teacher_weight: float = 1.0       # of the teacher term against the ground-truth term
+    skeleton: str = ""                # keypoint spec name or file; "" = the data's
 
     def __post_init__(self):
         if isinstance(self.augment, dict):

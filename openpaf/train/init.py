@@ -3,27 +3,38 @@ from __future__ import annotations
 
 import torch
 
-from ..model import PretrainedCfg, create_model, get_pretrained_cfg
+from ..model import PretrainedCfg, build_model as build_family, create_model, get_pretrained_cfg
+from ..model.base import head_sizes
+from ..skeleton import OPENPOSE_COCO18, KeypointSpec
 from ..structures import InputNorm
 from .config import TrainConfig
+from .heads import carry_over
 
 
-def build_model(config: TrainConfig) -> tuple[torch.nn.Module, PretrainedCfg]:
-    """The network as ``config.init`` says, and its inference defaults (normalisation,
-    height, ...): scratch, a torchvision VGG19 trunk, or a checkpoint or foreign weight
-    file to fine-tune. A checkpoint's architecture wins over ``config.model``, except
-    that a ``config.model`` of the same family but another shape (e.g. more refinement
-    stages) grows from it: see ``grow_from``."""
+def build_model(config: TrainConfig, spec: KeypointSpec = OPENPOSE_COCO18
+                ) -> tuple[torch.nn.Module, PretrainedCfg]:
+    """The network as ``config.init`` says, with heads for ``spec``, and its inference
+    defaults (normalisation, height, ...): scratch, a torchvision VGG19 trunk, or a
+    checkpoint or foreign weight file to fine-tune. A checkpoint's architecture wins over
+    ``config.model``, except that a ``config.model`` of the same family but another shape
+    (e.g. more refinement stages) grows from it: see ``grow_from``. A checkpoint of
+    other keypoints gives every layer that fits and the head channels of the keypoints
+    and limbs named alike (``heads.carry_over``)."""
     kind, _, path = config.init.partition(":")
     if kind == "checkpoint":
         from ..weights import load_weights
         loaded = load_weights(path)
         model, pretrained = loaded.model, loaded.pretrained
-        wanted = create_model(config.model, **config.model_overrides)
-        if wanted.arch == model.arch and wanted.config != model.config:
+        wanted = create_model(config.model, spec=spec, **config.model_overrides)
+        if loaded.spec != spec:
+            if wanted.arch != model.arch:
+                wanted = build_family(model.arch, {**model.config.to_dict(), **head_sizes(spec)})
+                wanted.spec = spec
+            model = carry_over(wanted, model, loaded.spec)
+        elif wanted.arch == model.arch and wanted.config != model.config:
             model = grow_from(wanted, model)
     elif kind in ("scratch", "vgg19-torchvision"):
-        model = create_model(config.model, **config.model_overrides)
+        model = create_model(config.model, spec=spec, **config.model_overrides)
         pretrained = get_pretrained_cfg(config.model)
         if kind == "vgg19-torchvision":
             from ..weights.formats.torchvision_vgg import load_torchvision_vgg19_file

@@ -19,11 +19,10 @@ from typing import Callable, Sequence
 import cv2
 import torch
 
-from ..data.coco import DatasetSpec, MixSampler, build_dataset
+from ..data.coco import DatasetSpec, MixSampler, build_dataset, data_keypoint_spec
 from ..hardware import describe
 from ..io.paths import remove_stale_temp_files
 from ..model import PretrainedCfg
-from ..skeleton import KEYPOINTS
 from ..weights.checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, parse_val
 from .dist import Dist, barrier, default_workers, setup, teardown
@@ -71,7 +70,7 @@ def train(config: TrainConfig, data: Sequence[DatasetSpec], out_dir: str | os.Pa
     t_start = time.perf_counter()
     data = list(data)
     _check_arguments(data, val, halt_after)
-    state, model, pretrained = _initial_model(config, resume)
+    state, model, pretrained = _initial_model(config, resume, data)
     run = _Run(config, env, data, val, out, model, pretrained, t_start, log)
     if state is not None:
         run.restore(state)
@@ -109,13 +108,15 @@ def _check_arguments(data: list, val: str | None, halt_after: int | None) -> Non
         raise ValueError(f"halt_after (--stop-after) must be >= 1, got {halt_after}")
 
 
-def _initial_model(config: TrainConfig, resume) -> tuple[dict | None, torch.nn.Module,
-                                                         PretrainedCfg]:
+def _initial_model(config: TrainConfig, resume, data: list[DatasetSpec]
+                   ) -> tuple[dict | None, torch.nn.Module, PretrainedCfg]:
     """``(training state or None, model in train mode, its pretrained cfg)``: from the
-    resumed ``last.pt``, else built as ``config.init`` says after seeding every RNG."""
+    resumed ``last.pt``, else built as ``config.init`` says after seeding every RNG, with
+    heads for the data's keypoints (``data_keypoint_spec``)."""
     if resume is None:
+        spec = data_keypoint_spec(data, config.skeleton)
         seed_all(config.seed)
-        return (None, *build_model(config))
+        return (None, *build_model(config, spec))
     loaded = load_checkpoint(resolve_resume(resume))
     state = loaded.extra.get("train_state")
     if not state:
@@ -161,7 +162,11 @@ class _Run:
         self.teacher = None
         if config.teacher:                  # self-distillation: a frozen teacher's maps
             from ..weights import load_weights
-            self.teacher = load_weights(config.teacher, env.device).model.eval()
+            teacher = load_weights(config.teacher, env.device)
+            if teacher.spec != model.spec:
+                raise ValueError(f"--teacher {config.teacher} predicts '{teacher.spec.name}', "
+                                 f"not the '{model.spec.name}' keypoints being trained")
+            self.teacher = teacher.model.eval()
             self.teacher.requires_grad_(False)
         # channels_last (NHWC) is what oneDNN and cuDNN run fastest, bf16 above all (2x).
         model.to(env.device, memory_format=torch.channels_last)
@@ -180,7 +185,8 @@ class _Run:
     def _build_loader(self) -> None:
         config, env = self.config, self.env
         self.dataset = build_dataset(self.data, config.augment, config.target,
-                                     self.pretrained.normalisation, config.seed)
+                                     self.pretrained.normalisation, config.seed,
+                                     self.model.spec)
         self.sampler = MixSampler(self.dataset.sizes, [s.weight for s in self.data],
                                   config.epoch_size, config.seed, env.rank, env.world)
         self.steps_per_epoch = self.sampler.per_rank // config.batch_size
@@ -291,7 +297,7 @@ class _Run:
         """Per dataset: its spec, counts and the annotation file's hash (manifest)."""
         return [{**s.to_dict(), "images_count": len(d), "images_skipped": len(d.skipped),
                  "annotations_file": file_info(s.annotations),
-                 "unknown_keypoints_used": [KEYPOINTS[k] for k in d.unknown],
+                 "unknown_keypoints_used": [d.keypoint_spec.keypoints[k] for k in d.unknown],
                  "images_with_face_masked": d.faces_partly_unknown}
                 for s, d in zip(self.data, self.dataset.datasets)]
 

@@ -10,7 +10,7 @@ import cv2
 from ..data.coco import DatasetSpec, MixSampler, build_dataset
 from ..io.samples import draw_sample
 from ..model import get_pretrained_cfg
-from ..skeleton import KEYPOINTS
+from ..skeleton import KeypointSpec
 from .config import TrainConfig
 
 
@@ -22,13 +22,15 @@ def _draws(sampler: MixSampler, count: int):
 
 
 def show_samples(data: Sequence[DatasetSpec], out_dir: str | os.PathLike, *,
-                 config: TrainConfig = TrainConfig(), count: int = 8) -> list[Path]:
+                 config: TrainConfig = TrainConfig(), count: int = 8,
+                 skeleton: KeypointSpec | None = None) -> list[Path]:
     """Write ``count`` augmented training samples with their targets drawn as PNGs (the
-    first draws of epoch 0 of a run with ``config``); returns the paths."""
+    first draws of epoch 0 of a run with ``config``; ``skeleton``: the keypoint spec, None
+    = the data's); returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     norm = get_pretrained_cfg(config.model).normalisation
-    dataset = build_dataset(data, config.augment, config.target, norm, config.seed)
+    dataset = build_dataset(data, config.augment, config.target, norm, config.seed, skeleton)
     sampler = MixSampler(dataset.sizes, [s.weight for s in data], config.epoch_size,
                          config.seed)
     paths = []
@@ -36,10 +38,11 @@ def show_samples(data: Sequence[DatasetSpec], out_dir: str | os.PathLike, *,
         d, i = dataset.locate(index)
         ds = dataset.datasets[d]
         sample = ds.sample(i, ds.rng(draw))
-        unknown = ", ".join(KEYPOINTS[k] for k in sample.unknown) or "none"
+        unknown = ", ".join(ds.keypoint_spec.keypoints[k] for k in sample.unknown) or "none"
         title = (f"{ds.spec.name} image {sample.image_id}{' FLIPPED' if sample.flipped else ''}"
                  f" | masked channels: {unknown} | red=right blue=left green=centre")
-        picture = draw_sample(sample, ds.targets(sample), config.target.stride, title)
+        picture = draw_sample(sample, ds.targets(sample), config.target.stride, title,
+                              spec=ds.keypoint_spec)
         flip = "_flip" if sample.flipped else ""
         path = out / f"sample_{n:03d}_{ds.spec.name}_{sample.image_id}{flip}.png"
         if not cv2.imwrite(str(path), picture):

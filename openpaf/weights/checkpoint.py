@@ -6,7 +6,7 @@ A checkpoint is a ``torch.save``'d dict::
      "arch": "cmu_vgg" | "lightweight" | ...,     # the network family (model.FAMILIES)
      "config": <family config>.to_dict(),
      "pretrained_cfg": PretrainedCfg.to_dict(),    # inference defaults (height, flip, ...)
-     "skeleton": {"keypoints": [...], "limbs": [...], "paf_channels": [...]},
+     "skeleton": KeypointSpec.to_dict(),          # what the heads predict
      "normalisation": InputNorm.to_dict(),
      "state_dict": {...},            # fp32, or fp16 when saved with half=True
      "manifest": {...},              # provenance: source, licence, training run, ...
@@ -15,7 +15,8 @@ A checkpoint is a ``torch.save``'d dict::
 Only plain Python containers, numbers, strings and tensors are stored, so it loads with
 ``torch.load(weights_only=True)``. Every problem is a one-line ``CheckpointError``.
 Version-1 files (before network families) have no ``arch``/``pretrained_cfg`` and load as
-the CMU VGG family with its defaults.
+the CMU VGG family with its defaults. Files whose ``skeleton`` holds only keypoints, limbs
+and PAF channels (before ``KeypointSpec``) are COCO-18 (``skeleton.spec_from_stored``).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from typing import Any, Union
 
 import torch
 
-from .. import skeleton
+from ..skeleton import OPENPOSE_COCO18, KeypointSpec, SkeletonError, spec_from_stored
 from ..errors import first_line
 from ..model import (FamilyConfig, PafModel, PretrainedCfg, build_model, count_parameters,
                      get_pretrained_cfg)
@@ -59,13 +60,12 @@ class LoadedModel:
     extra: dict = field(default_factory=dict)
     pretrained: PretrainedCfg = PretrainedCfg()
     variant: str | None = None          # the registered variant it was saved as, if any
+    spec: KeypointSpec = OPENPOSE_COCO18  # the keypoints it predicts
 
 
-def skeleton_dict() -> dict:
-    """The skeleton this code uses, as stored in checkpoints."""
-    return {"keypoints": list(skeleton.KEYPOINTS),
-            "limbs": [list(limb) for limb in skeleton.LIMBS],
-            "paf_channels": [list(c) for c in skeleton.PAF_CHANNELS]}
+def skeleton_dict(spec: KeypointSpec = OPENPOSE_COCO18) -> dict:
+    """``spec`` as stored in checkpoints and ONNX metadata (``KeypointSpec.to_dict``)."""
+    return spec.to_dict()
 
 
 def atomic_torch_save(obj: Any, path: PathLike) -> Path:
@@ -93,7 +93,7 @@ def save_checkpoint(path: PathLike, model: PafModel, *, normalisation: InputNorm
     ``half=True`` stores floating-point tensors as fp16 (half the size; loaded as fp32).
     Inference defaults stored: ``pretrained``, else the registered ``variant``'s, else
     ``PretrainedCfg()``; always with ``normalisation``. ``manifest`` and ``extra`` hold
-    only plain values and tensors.
+    only plain values and tensors. The skeleton stored is ``model.spec``.
     """
     pretrained = with_normalisation(pretrained, variant, normalisation)
     state = {}
@@ -102,7 +102,8 @@ def save_checkpoint(path: PathLike, model: PafModel, *, normalisation: InputNorm
         state[k] = v.half() if half and v.is_floating_point() else v.clone()
     ckpt = {"format": FORMAT, "version": VERSION, "arch": model.arch,
             "config": model.config.to_dict(), "pretrained_cfg": pretrained.to_dict(),
-            "skeleton": skeleton_dict(), "normalisation": normalisation.to_dict(),
+            "skeleton": skeleton_dict(getattr(model, "spec", OPENPOSE_COCO18)),
+            "normalisation": normalisation.to_dict(),
             "state_dict": state, "manifest": dict(manifest)}
     if variant:
         ckpt["variant"] = variant
@@ -168,13 +169,10 @@ def read_checkpoint(path: PathLike) -> dict:
                if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}")
-    ours = skeleton_dict()
-    for key in ("keypoints", "limbs", "paf_channels"):
-        theirs = [list(x) if isinstance(x, (list, tuple)) else x
-                  for x in ckpt["skeleton"].get(key, [])]
-        if theirs != ours[key]:
-            raise CheckpointError(f"{path}: skeleton mismatch in {key!r}: the checkpoint "
-                                  "was made for a different keypoint/limb layout")
+    try:
+        spec_from_stored(ckpt["skeleton"])
+    except (SkeletonError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: skeleton mismatch: {first_line(e)}") from None
     return ckpt
 
 
@@ -200,6 +198,12 @@ def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> Loade
     if bad:      # such weights detect nobody, silently
         raise CheckpointError(f"{path}: {len(bad)} tensor(s) hold NaN or infinite values "
                               f"({short_list(bad)})")
+    spec = spec_from_stored(ckpt["skeleton"])
+    if (model.num_heatmaps, model.num_pafs) != (spec.num_heatmaps, spec.num_pafs):
+        raise CheckpointError(f"{path}: its network has {model.num_heatmaps} heatmaps and "
+                              f"{model.num_pafs} PAFs, its skeleton '{spec.name}' needs "
+                              f"{spec.num_heatmaps} and {spec.num_pafs}")
+    model.spec = spec
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     check_state_dict(state, expected, f"{path}: state_dict does not match its config")
     model.load_state_dict(state, strict=True, assign=True)
@@ -207,7 +211,7 @@ def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> Loade
     return LoadedModel(model=model, config=model.config, normalisation=normalisation,
                        manifest=dict(ckpt["manifest"]), path=Path(path),
                        extra=dict(ckpt.get("extra") or {}), pretrained=pretrained,
-                       variant=ckpt.get("variant"))
+                       variant=ckpt.get("variant"), spec=spec)
 
 
 def default_weights_path() -> Path:
@@ -241,7 +245,9 @@ def describe(loaded: LoadedModel) -> list[str]:
     config = ", ".join(f"{k} {v}" for k, v in loaded.config.to_dict().items())
     lines = [f"file: {loaded.path}",
              f"architecture: {model.arch} ({config}), stride {model.stride}",
-             f"outputs: {model.num_heatmaps} heatmaps, {model.num_pafs} PAFs",
+             f"outputs: {model.num_heatmaps} heatmaps, {model.num_pafs} PAFs (skeleton "
+             f"{loaded.spec.name}: {loaded.spec.num_keypoints} keypoints, "
+             f"{loaded.spec.num_limbs} limbs)",
              f"parameters: {count_parameters(model):,}",
              f"normalisation: {format_norm(loaded.normalisation)}",
              f"defaults: height {pre.height}, pad value {pre.pad_value}, "
