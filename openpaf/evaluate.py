@@ -158,7 +158,8 @@ def evaluate(ann_file: str | Path, images_dir: str | Path | None = None, *, pred
         raise ValueError(f"oracle_noise must be a finite number >= 0, got {oracle_noise}")
     coco = load_ground_truth(ann_file, check_annotations=True)
     try:
-        spec = file_spec(coco) if oracle or predictor is None else predictor.spec
+        spec = file_spec(coco) if oracle or predictor is None else \
+            getattr(predictor, "spec", OPENPOSE_COCO18)  # (a duck-typed predictor: COCO-18)
         category = (keypoint_category(coco.dataset.get("categories")) or {}).get("id", 1)
     except SkeletonError as e:
         raise ValueError(f"{ann_file}: {e}") from None

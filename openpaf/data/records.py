@@ -52,15 +52,17 @@ def annotation_problem(ann: dict, num_keypoints: int = NUM_COCO_KEYPOINTS) -> Op
     return None
 
 
-def scoring_problem(ann: dict) -> Optional[str]:
+def scoring_problem(ann: dict, category_id: int = 1) -> Optional[str]:
     """What makes an annotated person unscorable by COCOeval (it would count as missed
-    at AP 0 without a word): a ``category_id`` other than 1 (person), or a non-positive
-    ``area`` (OKS divides by it); None for people without keypoints or crowds."""
+    at AP 0 without a word): a ``category_id`` other than the file's keypoint category
+    (1, person, in COCO), or a non-positive ``area`` (OKS divides by it); None for
+    people without keypoints or crowds."""
     if ann.get("iscrowd", 0) or not ann.get("num_keypoints", 0):
         return None
     where = f"annotation {ann.get('id', '?')} (image {ann.get('image_id', '?')})"
-    if ann.get("category_id") != 1:
-        return f"{where}: category_id {ann.get('category_id')!r} is not 1 (person)"
+    if ann.get("category_id") != category_id:
+        return (f"{where}: category_id {ann.get('category_id')!r} is not {category_id}, "
+                "the keypoint category")
     area = ann.get("area")
     if not isinstance(area, (int, float)) or not 0 < area < math.inf:
         return f"{where}: 'area' must be a finite number > 0, got {area!r}"
@@ -128,8 +130,9 @@ def load_ground_truth(ann_file: str | Path, check_annotations: bool = False):
     coco = read_coco(ann_file)
     if check_annotations:
         d = len(file_keypoints(coco))
+        cat = (keypoint_category(coco.dataset.get("categories")) or {}).get("id", 1)
         bad = [p for a in coco.anns.values() for p in (annotation_problem(a, d)
-                                                        or scoring_problem(a),) if p]
+                                                        or scoring_problem(a, cat),) if p]
         if bad:
             raise ValueError(f"{ann_file}: {len(bad)} unusable annotation(s), first "
                              f"{bad[0]}")
