@@ -126,7 +126,10 @@ def find_peaks_torch(heatmaps: torch.Tensor, threshold: float = 0.1, *, max_peak
     hm = heatmaps[:NUM_KEYPOINTS].float()
     _, h, w = hm.shape
     pooled = F.max_pool2d(F.pad(hm[None], (1, 1, 1, 1), value=0.0), 3, stride=1)[0]
-    k, y, x = ((hm > threshold) & (hm >= pooled)).nonzero(as_tuple=True)   # row-major
+    p = F.pad(hm, (1, 1, 1, 1), value=-math.inf)      # decode.peaks.peak_mask's plateau rule
+    earlier = torch.stack([p[:, :-2, :-2], p[:, :-2, 1:-1], p[:, :-2, 2:], p[:, 1:-1, :-2]])
+    k, y, x = ((hm > threshold) & (hm >= pooled) & (hm > earlier.amax(0))
+               ).nonzero(as_tuple=True)                                     # row-major
     values = torch.stack([hm[k, y, x], hm[k, y, (x - 1).clamp(min=0)],
                           hm[k, y, (x + 1).clamp(max=w - 1)], hm[k, (y - 1).clamp(min=0), x],
                           hm[k, (y + 1).clamp(max=h - 1), x]])
