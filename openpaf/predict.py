@@ -76,9 +76,10 @@ def unflip_maps(maps: torch.Tensor) -> torch.Tensor:
     return maps.flip(-1)[:, order] * sign.to(maps.device, maps.dtype)[None, :, None, None]
 
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
+           "int8": torch.float32}       # int8: float inputs, quantized inside (runtime.int8)
 
 
 def optimize_model(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
@@ -101,14 +102,13 @@ def optimize_model(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
     return model.to(memory_format=torch.channels_last), True
 
 
-def _openvino_model(loaded, device: torch.device):
-    """``OpenVinoModel`` for loaded weights: an IR file runs as it is, others are converted."""
-    from .runtime.openvino import OpenVinoModel
+def _openvino_model(loaded, device: torch.device, precision: str = "fp32"):
+    """``OpenVinoModel`` for loaded weights: an IR file runs as it is, others are converted
+    and run at ``precision`` (``runtime.openvino.openvino_model``)."""
+    from .runtime.openvino import openvino_model
     if device.type != "cpu":
         raise ValueError("the openvino backend runs on the CPU: use --device cpu")
-    if str(loaded.path).lower().endswith(".xml"):
-        return OpenVinoModel.from_ir(loaded.path, loaded.pretrained)
-    return OpenVinoModel.from_torch(loaded.model, loaded.pretrained)
+    return openvino_model(loaded, precision)
 
 
 def find_peaks_torch(heatmaps: torch.Tensor, threshold: float = 0.1, *, max_peaks: int = 64,
@@ -192,15 +192,19 @@ class Predictor:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
                              f"got {precision!r}")
         self.device = resolve_device(device)
-        if precision != "fp32" and not isinstance(model, torch.nn.Module):
+        if precision != "fp32" and not isinstance(model, torch.nn.Module) and getattr(
+                model, "precision", None) != precision:
             raise ValueError(f"precision {precision} needs a torch model; an exported "
                              "model runs at the precision it was exported with")
         self.precision = precision
+        if precision == "int8" and isinstance(model, torch.nn.Module):
+            from .runtime.int8 import Int8Model
+            model = Int8Model(model)
         model = model.to(self.device).eval()
         self.model, self.optimized = (optimize_model(model) if optimize
                                       else (model, False))
         self.dtype = _DTYPES[precision]
-        if precision != "fp32":
+        if precision in ("bf16", "fp16"):
             if self.model is model:
                 self.model = copy.deepcopy(model)       # never convert the caller's weights
             self.model = self.model.to(self.dtype)
@@ -253,7 +257,7 @@ class Predictor:
             model, pretrained = loaded.model, loaded.pretrained
             weights_path, manifest = loaded.path, loaded.manifest
             if backend == "openvino":
-                model = _openvino_model(loaded, dev)
+                model = _openvino_model(loaded, dev, kwargs.get("precision") or "fp32")
                 pretrained = model.pretrained
         predictor = cls(model, pretrained=pretrained, device=dev, **kwargs)
         predictor.weights_path, predictor.manifest = weights_path, manifest

@@ -14,6 +14,7 @@ the default model need no calibration data. Needs ``pip install openpaf[int8]``
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -24,6 +25,9 @@ from ..structures import Maps
 
 FP32_HEADS = ("initial.pafs.out", "initial.heatmaps.out", "refinement.0.pafs.out",
               "refinement.0.heatmaps.out")     # lightweight's 1x1 output convs
+
+
+CALIBRATION_FILE = "default_int8_calibration.pt"   # next to weights/default.pt
 
 
 class Int8UnavailableError(RuntimeError):
@@ -121,18 +125,58 @@ def calibrate(model: torch.nn.Module, inputs: Iterable[torch.Tensor],
                            tuple(fp32_modules), dict(info or {}))
 
 
+def photo_inputs(paths: Iterable[str | Path], normalisation, height: int,
+                 pad_value: int) -> Iterable[torch.Tensor]:
+    """Photos as ``(1, 3, H, W)`` network inputs, preprocessed as ``Predictor`` does."""
+    from ..io.images import load_image
+    from ..preprocess import geometry, prepare
+    for path in paths:
+        image = load_image(path)
+        geo = geometry((image.shape[1], image.shape[0]), height)
+        yield torch.from_numpy(prepare(image, geo, normalisation, pad_value))[None]
+
+
+def shipped_calibration(model: torch.nn.Module) -> Int8Calibration | None:
+    """The calibration shipped next to the default weights, if it fits ``model``."""
+    from ..weights.checkpoint import default_weights_path
+    path = default_weights_path().with_name(CALIBRATION_FILE)
+    if not path.is_file():
+        return None
+    calibration = Int8Calibration.load(path)
+    return calibration if calibration.weights == weights_key(model) else None
+
+
 class Int8Model:
     """A quantized, compiled network with the interface ``Predictor`` uses
-    (``predict(x) -> Maps``, ``stride``, ``to``, ``eval``); outputs are float32."""
+    (``predict(x) -> Maps``, ``stride``, ``to``, ``eval``); outputs are float32.
 
-    def __init__(self, module, stride: int = 8):
-        self.module = module
-        self.stride = stride
+    Built from a float ``model`` and a calibration (None: the shipped one if it fits,
+    else the first input's, with a warning) at the first ``predict``, whose input is the
+    example for ``torch.export`` (height and width stay dynamic).
+    """
+
+    def __init__(self, model: torch.nn.Module, calibration=None, compile: bool = True):
+        require_torchao()
+        self.float_model = model
+        self.calibration = calibration
+        self.compile = compile
+        self.module = None
+        self.stride = int(getattr(model, "stride", 8))
         self.device = torch.device("cpu")
+
+    def _build(self, x: torch.Tensor):
+        calibration = self.calibration or shipped_calibration(self.float_model)
+        if calibration is None:
+            warnings.warn("no INT8 calibration ships with these weights: calibrating on "
+                          "the first input only", stacklevel=3)
+        self.module = quantize_int8(self.float_model, x, calibration, self.compile)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> Maps:
-        heatmaps, pafs = self.module(x.float().contiguous())
+        x = x.float().contiguous()
+        if self.module is None:
+            self._build(x)
+        heatmaps, pafs = self.module(x)
         return Maps(heatmaps.float(), pafs.float())
 
     __call__ = predict
@@ -148,7 +192,7 @@ class Int8Model:
 
 def quantize_int8(model: torch.nn.Module, example_input: torch.Tensor,
                   calibration: Int8Calibration | str | Path | Iterable[torch.Tensor] | None
-                  = None, compile: bool = True) -> Int8Model:
+                  = None, compile: bool = True):
     """``model`` quantized to INT8 (activations per tensor, weights per channel).
 
     calibration: an ``Int8Calibration`` (or its file) made for these weights, or an
@@ -156,6 +200,7 @@ def quantize_int8(model: torch.nn.Module, example_input: torch.Tensor,
     ``example_input`` alone (a rough fit: ship a calibration instead).
     compile: inductor with freezing (the INT8 kernels); False runs the quantize /
     dequantize graph eagerly (slow, for checks).
+    Returns a callable ``x -> (heatmaps, pafs)`` (``Int8Model`` wraps it for ``Predictor``).
     """
     pt2e, _ = require_torchao()
     if calibration is None:
@@ -173,9 +218,38 @@ def quantize_int8(model: torch.nn.Module, example_input: torch.Tensor,
                          "observers differ)")
     prepared(example_input.float())          # sizes every observer buffer, then overwrite
     prepared.load_state_dict(calibration.state, strict=False)
-    converted = pt2e.convert_pt2e(prepared)
+    converted = pt2e.convert_pt2e(prepared, fold_quantize=compile)
     if compile:
         import torch._inductor.config as inductor_config
         inductor_config.freezing = True
         converted = torch.compile(converted)
-    return Int8Model(converted, int(getattr(model, "stride", 8)))
+    return converted
+
+
+def calibrate_default(images_dir: str | Path, count: int = 32,
+                      out: str | Path | None = None) -> Path:
+    """Calibrate the default weights on the first ``count`` photos (sorted names) of
+    ``images_dir`` (coco/train, never the evaluation images) at their default height and
+    save ``default_int8_calibration.pt`` plus a ``.json`` saying how (next to them)."""
+    import json
+    from ..weights.checkpoint import default_weights_path, load_default
+    loaded = load_default("cpu")
+    pre = loaded.pretrained
+    paths = sorted(p for p in Path(images_dir).iterdir()
+                   if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
+    if not paths:
+        raise FileNotFoundError(f"{images_dir}: no photos to calibrate on")
+    info = {"method": "torchao PT2E static INT8, X86InductorQuantizer default config "
+                      "(activations per tensor, HistogramObserver; weights per channel)",
+            "fp32_modules": list(FP32_HEADS), "height": pre.height,
+            "images": f"{images_dir} (first {len(paths)} by name)",
+            "image_files": [p.name for p in paths]}
+    calibration = calibrate(loaded.model, photo_inputs(paths, pre.normalisation,
+                                                        pre.height, pre.pad_value),
+                            info=info)
+    out = Path(out) if out else default_weights_path().with_name(CALIBRATION_FILE)
+    calibration.save(out)
+    out.with_suffix(".json").write_text(json.dumps(
+        {**info, "weights": default_weights_path().name, "weights_key": calibration.weights,
+         "observers": len(calibration.state)}, indent=1) + "\n")
+    return out

@@ -119,6 +119,33 @@ class OpenVinoModel:
                    precision=precision)
 
     @classmethod
+    def from_torch_int8(cls, model: PafModel, pretrained: PretrainedCfg, calibration,
+                        cache: Path | None = None) -> "OpenVinoModel":
+        """``model`` quantized with an INT8 calibration (``runtime.int8``): its quantize /
+        dequantize pairs become FakeQuantize nodes, which OpenVINO runs as INT8; the
+        layers the calibration keeps float (the heads) run in float32."""
+        from .int8 import quantize_int8
+        ov = require_openvino()
+        model = model.float().cpu().eval()
+        key = hashlib.sha256(_weights_key(model).encode())
+        for name, t in sorted(calibration.state.items()):
+            key.update(name.encode() + t.float().numpy().tobytes())
+        xml = (cache or cache_dir()) / f"{model.arch}-int8-{key.hexdigest()[:20]}.xml"
+        if xml.is_file():
+            ov_model = ov.Core().read_model(xml)
+        else:
+            example = torch.zeros(1, 3, pretrained.height, pretrained.height)
+            graph = quantize_int8(model, example, calibration, compile=False)
+            dims = {2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
+            ov_model = ov.convert_model(torch.export.export(graph, (example,),
+                                                            dynamic_shapes=(dims,)))
+            xml.parent.mkdir(parents=True, exist_ok=True)
+            ov.save_model(ov_model, str(xml), compress_to_fp16=False)
+        made = cls(ov_model, pretrained.normalisation, pretrained, source=str(xml))
+        made.precision = "int8"
+        return made
+
+    @classmethod
     def from_ir(cls, xml: str | Path, pretrained: PretrainedCfg,
                 precision: str | None = None) -> "OpenVinoModel":
         """Run an IR file as it is; its normalisation is taken to be inside it."""
@@ -147,3 +174,25 @@ class OpenVinoModel:
 
     def __repr__(self) -> str:
         return f"OpenVinoModel({self.source!r})"
+
+
+def openvino_model(loaded, precision: str = "fp32") -> OpenVinoModel:
+    """``OpenVinoModel`` for loaded weights at ``precision`` (fp32, bf16, fp16, int8).
+
+    An IR file runs as it is (its own INT8 layers, OpenVINO's float precision) unless
+    bf16/fp16 is asked for. Other weights are converted; int8 uses the calibration shipped
+    with them (``runtime.int8.shipped_calibration``).
+    """
+    if str(loaded.path).lower().endswith(".xml"):
+        made = OpenVinoModel.from_ir(loaded.path, loaded.pretrained,
+                                     precision if precision in ("bf16", "fp16") else None)
+        made.precision = precision
+        return made
+    if precision == "int8":
+        from .int8 import shipped_calibration
+        calibration = shipped_calibration(loaded.model)
+        if calibration is None:
+            raise ValueError("--backend openvino --precision int8 needs an INT8 calibration "
+                             "of these weights (only the default weights ship one)")
+        return OpenVinoModel.from_torch_int8(loaded.model, loaded.pretrained, calibration)
+    return OpenVinoModel.from_torch(loaded.model, loaded.pretrained, precision=precision)
