@@ -203,8 +203,9 @@ class Predictor:
         model = model.to(self.device).eval()
         self.model, self.optimized = (optimize_model(model) if optimize
                                       else (model, False))
-        self.dtype = _DTYPES[precision]
-        if precision in ("bf16", "fp16"):
+        is_torch = isinstance(self.model, torch.nn.Module)     # else runs its own precision
+        self.dtype = _DTYPES[precision] if is_torch else torch.float32
+        if precision in ("bf16", "fp16") and is_torch:
             if self.model is model:
                 self.model = copy.deepcopy(model)       # never convert the caller's weights
             self.model = self.model.to(self.dtype)
