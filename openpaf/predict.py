@@ -102,7 +102,7 @@ def optimize_model(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
     return model.to(memory_format=torch.channels_last), True
 
 
-def _openvino_model(loaded, device: torch.device, precision: str = "fp32"):
+def _openvino_model(loaded, device: torch.device, precision: str | None = None):
     """``OpenVinoModel`` for loaded weights: an IR file runs as it is, others are converted
     and run at ``precision`` (``runtime.openvino.openvino_model``)."""
     from .runtime.openvino import openvino_model
@@ -258,7 +258,7 @@ class Predictor:
             model, pretrained = loaded.model, loaded.pretrained
             weights_path, manifest = loaded.path, loaded.manifest
             if backend == "openvino":
-                model = _openvino_model(loaded, dev, kwargs.get("precision") or "fp32")
+                model = _openvino_model(loaded, dev, kwargs.get("precision"))
                 pretrained = model.pretrained
         predictor = cls(model, pretrained=pretrained, device=dev, **kwargs)
         predictor.weights_path, predictor.manifest = weights_path, manifest

@@ -176,17 +176,18 @@ class OpenVinoModel:
         return f"OpenVinoModel({self.source!r})"
 
 
-def openvino_model(loaded, precision: str = "fp32") -> OpenVinoModel:
+def openvino_model(loaded, precision: str | None = None) -> OpenVinoModel:
     """``OpenVinoModel`` for loaded weights at ``precision`` (fp32, bf16, fp16, int8).
 
-    An IR file runs as it is (its own INT8 layers, OpenVINO's float precision) unless
-    bf16/fp16 is asked for. Other weights are converted; int8 uses the calibration shipped
+    An IR file runs as it is (its own INT8 layers), its float layers at ``precision``'s
+    hint; None, "auto" or "int8": OpenVINO's choice (bf16 on BF16 CPUs). Other weights are
+    converted and run at ``precision`` (None: fp32); int8 uses the calibration shipped
     with them (``runtime.int8.shipped_calibration``).
     """
     if str(loaded.path).lower().endswith(".xml"):
         made = OpenVinoModel.from_ir(loaded.path, loaded.pretrained,
-                                     precision if precision in ("bf16", "fp16") else None)
-        made.precision = precision
+                                     precision if precision in HINTS else None)
+        made.precision = precision or "fp32"
         return made
     if precision == "int8":
         from .int8 import shipped_calibration
@@ -195,4 +196,5 @@ def openvino_model(loaded, precision: str = "fp32") -> OpenVinoModel:
             raise ValueError("--backend openvino --precision int8 needs an INT8 calibration "
                              "of these weights (only the default weights ship one)")
         return OpenVinoModel.from_torch_int8(loaded.model, loaded.pretrained, calibration)
-    return OpenVinoModel.from_torch(loaded.model, loaded.pretrained, precision=precision)
+    return OpenVinoModel.from_torch(loaded.model, loaded.pretrained,
+                                    precision=precision if precision in HINTS else "fp32")
