@@ -157,7 +157,8 @@ class Predictor:
     precision: "fp32", or "bf16"/"fp16": the network runs on a copy of the model
         converted to that type (bf16 uses AMX/AVX512-BF16 on recent Intel CPUs, 4-7x
         faster there, see ``benchmarks/README.md``; fp16 is for GPUs). Maps are returned
-        as float32 either way. Torch models only.
+        as float32 either way. Torch models only. "int8": ``runtime.int8.Int8Model``
+        (CPU, torchao; compiled at the first image).
     optimize: convert the model once for inference (``optimize_model``: BN folding,
         channels_last); the caller's module may have its memory format changed.
     gpu_peaks: find peaks where the maps are (``find_peaks_torch``) and copy only the
