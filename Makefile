@@ -1,7 +1,7 @@
 PYTHON ?= python3
 SHARED ?= ../shared/data
 
-.PHONY: install test bench bench-paths bench-decode bench-default oracle decoder-real default-eval lint clean
+.PHONY: install test bench bench-paths bench-decode bench-default oracle decoder-real default-eval int8-calibration lint clean
 
 install:  ## install openpaf (CPU torch pinned) and test tools
 	$(PYTHON) -m pip install "torch==2.13.0"
@@ -44,6 +44,9 @@ default-eval:  ## AP of the shipped default model on coco/val: default, --flip, 
 bench-default:  ## the default model: runtimes side by side at 368/456, and a video through infer
 	openpaf benchmark --runtimes all --heights 368,456 --max-images 8 --repeats 3 --json benchmarks/runtimes.json
 	openpaf benchmark --video --repeats 2 --json benchmarks/video.json
+
+int8-calibration:  ## the INT8 calibration shipped with the default weights (32 coco/train photos, needs torchao)
+	$(PYTHON) -c "from openpaf.runtime.int8 import calibrate_default; print(calibrate_default('$(SHARED)/coco/train', 32))"
 
 bench-decode: oracle  ## decoder speed is part of the oracle report (decode_ms)
 

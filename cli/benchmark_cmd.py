@@ -56,11 +56,12 @@ def _sizes(ctx, param, value):
 
 
 def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, preset,
-                repeats, say):
+                repeats, say, **runtime):
     """--save-maps (network once, maps to a folder) or --maps (decode a saved folder)."""
     from openpaf.benchmark import saved_maps as sm
     if save_dir:
-        predictor = load_predictor(weights, height=height, flip=flip, device=device)
+        predictor = load_predictor(weights, height=height, flip=flip, device=device,
+                                   **runtime)       # backend, precision
         images = images or Path(ann).with_suffix("")        # coco/val.json -> coco/val
         n = sm.save_maps(predictor, ann, images, save_dir, progress=say)
         return {"saved": n, "maps": save_dir}, f"saved the maps of {n} images to {save_dir}"
@@ -165,7 +166,7 @@ def benchmark(mode, live_fps, live_seconds, clip, runtimes, heights, openvino_ir
         if save_maps or (no_network and maps_dir):
             report, text = _saved_maps(save_maps, maps_dir, ann or bm.default_annotations(),
                                        images, weights, height, flip, device, preset,
-                                       repeats, say)
+                                       repeats, say, backend=backend, precision=precision)
         elif runtimes:
             chosen = bm.RUNTIMES if runtimes == "all" else runtimes
             paths_ = (bm.list_images(images or bm.default_images_dir(), max_images))

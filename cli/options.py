@@ -74,10 +74,12 @@ def model_options(f):
                           "export --onnx`), torch otherwise. openvino (pip install "
                           "openpaf[openvino]) runs the weights on OpenVINO's CPU plugin; "
                           "an OpenVINO IR .xml runs as it is (INT8 for Intel's model)."),
-        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
+        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "int8"]),
                      default="fp32", show_default=True,
                      help="Network precision (torch backend). bf16 is several times "
-                          "faster on CPUs with AMX and on GPUs."),
+                          "faster on CPUs with AMX and on GPUs. int8 (CPU; pip install "
+                          "openpaf[int8]): compiled INT8 with the calibration shipped "
+                          "with the default weights."),
     ]):
         f = opt(f)
     return f

@@ -78,9 +78,10 @@ def unflip_maps(maps: torch.Tensor, spec: KeypointSpec = OPENPOSE_COCO18) -> tor
     return maps.flip(-1)[:, order] * sign.to(maps.device, maps.dtype)[None, :, None, None]
 
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
+           "int8": torch.float32}       # int8: float inputs, quantized inside (runtime.int8)
 
 
 def optimize_model(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
@@ -103,14 +104,13 @@ def optimize_model(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
     return model.to(memory_format=torch.channels_last), True
 
 
-def _openvino_model(loaded, device: torch.device):
-    """``OpenVinoModel`` for loaded weights: an IR file runs as it is, others are converted."""
-    from .runtime.openvino import OpenVinoModel
+def _openvino_model(loaded, device: torch.device, precision: str | None = None):
+    """``OpenVinoModel`` for loaded weights: an IR file runs as it is, others are converted
+    and run at ``precision`` (``runtime.openvino.openvino_model``)."""
+    from .runtime.openvino import openvino_model
     if device.type != "cpu":
         raise ValueError("the openvino backend runs on the CPU: use --device cpu")
-    if str(loaded.path).lower().endswith(".xml"):
-        return OpenVinoModel.from_ir(loaded.path, loaded.pretrained)
-    return OpenVinoModel.from_torch(loaded.model, loaded.pretrained)
+    return openvino_model(loaded, precision)
 
 
 def find_peaks_torch(heatmaps: torch.Tensor, threshold: float = 0.1, *, max_peaks: int = 64,
@@ -129,7 +129,10 @@ def find_peaks_torch(heatmaps: torch.Tensor, threshold: float = 0.1, *, max_peak
     hm = heatmaps[:num_keypoints].float()
     _, h, w = hm.shape
     pooled = F.max_pool2d(F.pad(hm[None], (1, 1, 1, 1), value=0.0), 3, stride=1)[0]
-    k, y, x = ((hm > threshold) & (hm >= pooled)).nonzero(as_tuple=True)   # row-major
+    p = F.pad(hm, (1, 1, 1, 1), value=-math.inf)      # decode.peaks.peak_mask's plateau rule
+    earlier = torch.stack([p[:, :-2, :-2], p[:, :-2, 1:-1], p[:, :-2, 2:], p[:, 1:-1, :-2]])
+    k, y, x = ((hm > threshold) & (hm >= pooled) & (hm > earlier.amax(0))
+               ).nonzero(as_tuple=True)                                     # row-major
     values = torch.stack([hm[k, y, x], hm[k, y, (x - 1).clamp(min=0)],
                           hm[k, y, (x + 1).clamp(max=w - 1)], hm[k, (y - 1).clamp(min=0), x],
                           hm[k, (y + 1).clamp(max=h - 1), x]])
@@ -158,7 +161,8 @@ class Predictor:
     precision: "fp32", or "bf16"/"fp16": the network runs on a copy of the model
         converted to that type (bf16 uses AMX/AVX512-BF16 on recent Intel CPUs, 4-7x
         faster there, see ``benchmarks/README.md``; fp16 is for GPUs). Maps are returned
-        as float32 either way. Torch models only.
+        as float32 either way. Torch models only. "int8": ``runtime.int8.Int8Model``
+        (CPU, torchao; compiled at the first image).
     optimize: convert the model once for inference (``optimize_model``: BN folding,
         channels_last); the caller's module may have its memory format changed.
     gpu_peaks: find peaks where the maps are (``find_peaks_torch``) and copy only the
@@ -202,15 +206,20 @@ class Predictor:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
                              f"got {precision!r}")
         self.device = resolve_device(device)
-        if precision != "fp32" and not isinstance(model, torch.nn.Module):
+        if precision != "fp32" and not isinstance(model, torch.nn.Module) and getattr(
+                model, "precision", None) != precision:
             raise ValueError(f"precision {precision} needs a torch model; an exported "
                              "model runs at the precision it was exported with")
         self.precision = precision
+        if precision == "int8" and isinstance(model, torch.nn.Module):
+            from .runtime.int8 import Int8Model
+            model = Int8Model(model)
         model = model.to(self.device).eval()
         self.model, self.optimized = (optimize_model(model) if optimize
                                       else (model, False))
-        self.dtype = _DTYPES[precision]
-        if precision != "fp32":
+        is_torch = isinstance(self.model, torch.nn.Module)     # else runs its own precision
+        self.dtype = _DTYPES[precision] if is_torch else torch.float32
+        if precision in ("bf16", "fp16") and is_torch:
             if self.model is model:
                 self.model = copy.deepcopy(model)       # never convert the caller's weights
             self.model = self.model.to(self.dtype)
@@ -264,7 +273,7 @@ class Predictor:
             model, pretrained = loaded.model, loaded.pretrained
             weights_path, manifest = loaded.path, loaded.manifest
             if backend == "openvino":
-                model = _openvino_model(loaded, dev)
+                model = _openvino_model(loaded, dev, kwargs.get("precision"))
                 pretrained = model.pretrained
         kwargs.setdefault("spec", loaded.spec if backend != "onnxruntime" else model.spec)
         predictor = cls(model, pretrained=pretrained, device=dev, **kwargs)

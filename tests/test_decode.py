@@ -6,7 +6,7 @@ import pytest
 from openpaf.data.targets import TargetParams, render_heatmaps, render_pafs, render_targets
 from openpaf.decode import PafDecoder, decode, find_peaks, get_params
 from openpaf.decode.limbs import _PAF_X, _PAF_Y, candidate_pairs, match_greedy, score_limbs
-from openpaf.decode.peaks import peaks_from_candidates
+from openpaf.decode.peaks import max_filter3x3, peaks_from_candidates
 from openpaf.skeleton import FLIP, LIMB_FLIP, NUM_KEYPOINTS, PAF_CHANNELS
 
 from conftest import person
@@ -122,6 +122,37 @@ def test_peaks_subpixel_and_nms():
     assert np.abs(coarse - person(101.3, 150.6)[:, :2]).max() > 1.0   # refinement matters
 
 
+def _bf16(a):
+    """Round float32 to the nearest bfloat16 (8-bit mantissa), as AMX/OpenVINO maps are."""
+    bits = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def test_plateau_gives_one_peak_at_its_centre():
+    heat = np.zeros((19, 12, 12), np.float32)
+    heat[0, 4:6, 6:8] = 0.8                       # 2x2 plateau: one joint between 4 cells
+    heat[0, 3:7, 5:9] += 0.1 * (heat[0, 3:7, 5:9] == 0)
+    heat[1, 2, 2:4] = 0.5                         # 2 equal cells
+    peaks = find_peaks(heat, 0.1)
+    assert peaks.offsets[1] == 1 and peaks.offsets[2] == 2
+    np.testing.assert_allclose(peaks.xy[:2], [[6.5, 4.5], [2.5, 2.0]], atol=1e-6)
+
+
+def test_bf16_quantised_maps_give_one_peak_per_joint():
+    truth = [person(153.48, 183.48), person(343.48, 203.48, 0.9)]   # joints ~between cells
+    heat, paf = maps_for(truth)
+    q = _bf16(heat * 0.9)
+    hm = q[:18]
+    local_max = (hm > 0.1) & (hm >= max_filter3x3(hm))
+    assert local_max.sum() > 36 == ((heat[:18] > 0.1) & (heat[:18] >= max_filter3x3(
+        heat[:18]))).sum()                       # bf16 rounding made equal neighbours
+    peaks = find_peaks(q, 0.1)
+    assert (np.diff(peaks.offsets) == 2).all()   # still two per joint
+    det = decode(q, _bf16(paf), scale=STRIDE)
+    assert len(det) == 2 and (match(det.people, truth) < 1.0).all()
+
+
 def test_peak_cap_per_type():
     heat = np.zeros((19, 40, 40), np.float32)
     heat[0, ::3, ::3] = 0.5
@@ -199,6 +230,10 @@ def _reference_find_peaks(heatmaps, threshold, max_peaks):
     from scipy.ndimage import maximum_filter
     hm = np.ascontiguousarray(heatmaps[:18], dtype=np.float32)
     is_peak = (hm > threshold) & (hm >= maximum_filter(hm, size=(1, 3, 3), mode="constant"))
+    padded = np.pad(hm, ((0, 0), (1, 1), (1, 1)), constant_values=-1.0)
+    _, h, w = hm.shape
+    for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1)):    # plateaus: first cell only
+        is_peak &= hm > padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
     k, y, x = np.nonzero(is_peak)
     return peaks_from_candidates(k, y, x, hm[k, y, x], max_peaks=max_peaks,
                                  neighbours=lambda kk, yy, xx: np.stack([

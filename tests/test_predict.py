@@ -233,4 +233,4 @@ def test_precision_option():
     (heat, paf, _), = pred.maps([np.zeros((64, 64, 3), np.uint8)])
     assert heat.dtype == np.float32 and paf.dtype == np.float32
     with pytest.raises(ValueError, match="precision"):
-        Predictor(model, device="cpu", precision="int8")
+        Predictor(model, device="cpu", precision="int4")

@@ -47,3 +47,17 @@ def test_openvino_backend_refuses_gpu_and_onnx(tiny_checkpoint):
         Predictor.from_checkpoint("model.onnx", backend="openvino")
     with pytest.raises(ValueError, match="CPU|CUDA"):   # no GPU here: that error comes first
         Predictor.from_checkpoint(tiny_checkpoint, backend="openvino", device="cuda:0")
+
+
+def test_openvino_backend_runs_the_requested_precision(tiny_checkpoint, one_thread):
+    image = np.random.default_rng(1).integers(0, 255, (70, 100, 3), dtype=np.uint8)
+    ref = Predictor.from_checkpoint(tiny_checkpoint, device="cpu", height=64)
+    bf16 = Predictor.from_checkpoint(tiny_checkpoint, backend="openvino", height=64,
+                                     precision="bf16")
+    hint = bf16.model.compiled.get_property("INFERENCE_PRECISION_HINT")
+    assert "bfloat16" in str(hint) and bf16.precision == "bf16"
+    (h0, _, _), = ref.maps([image])
+    (h1, _, _), = bf16.maps([image])
+    assert 0 < np.abs(h1 - h0).max() <= 0.05 * np.abs(h0).max()   # bf16: close, not equal
+    with pytest.raises(ValueError, match="calibration"):          # only the default ships one
+        Predictor.from_checkpoint(tiny_checkpoint, backend="openvino", precision="int8")

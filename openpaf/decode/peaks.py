@@ -47,6 +47,25 @@ def max_filter3x3(hm: np.ndarray) -> np.ndarray:
     return np.maximum(np.maximum(r[:, :-2], r[:, 1:-1]), r[:, 2:])
 
 
+def earlier_max3x3(hm: np.ndarray) -> np.ndarray:
+    """Maximum of the 4 neighbours that come before each cell of ``(K, H, W)`` in
+    row-major order (up-left, up, up-right, left); -inf beyond the edges."""
+    p = np.pad(hm, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    return np.maximum(np.maximum(p[:, :-2, :-2], p[:, :-2, 1:-1]),
+                      np.maximum(p[:, :-2, 2:], p[:, 1:-1, :-2]))
+
+
+def peak_mask(hm: np.ndarray, threshold: float) -> np.ndarray:
+    """Cells above ``threshold`` that are the maximum of their 3x3 neighbourhood.
+
+    A plateau (neighbours of equal value, common in bf16/INT8 maps, whose values are
+    coarsely quantised) gives one peak, at its first cell in row-major order, not one per
+    cell: duplicate peaks of one joint split people (-0.015 AP on bf16 maps). Refinement
+    then moves the peak towards its equal neighbour (half a cell for two equal cells).
+    """
+    return (hm > threshold) & (hm >= max_filter3x3(hm)) & (hm > earlier_max3x3(hm))
+
+
 def neighbour_values(hm: np.ndarray, k: np.ndarray, y: np.ndarray,
                      x: np.ndarray) -> np.ndarray:
     """``(5, N)`` float32 heatmap values at each peak: centre, left, right, up, down.
@@ -111,7 +130,7 @@ def peaks_from_candidates(k: np.ndarray, y: np.ndarray, x: np.ndarray, score: np
 def find_peaks(heatmaps: np.ndarray, threshold: float = 0.1, *, max_peaks: int = 64,
                refine: bool = True, num_keypoints: int = OPENPOSE_COCO18.num_keypoints
                ) -> Peaks:
-    """Local maxima (3x3) above ``threshold`` in each keypoint heatmap.
+    """Local maxima (3x3) above ``threshold`` in each keypoint heatmap (``peak_mask``).
 
     heatmaps: ``(K or K + 1, H, W)`` float32, K = ``num_keypoints`` (the spec's); a
     background channel (index K) is ignored.
@@ -121,8 +140,7 @@ def find_peaks(heatmaps: np.ndarray, threshold: float = 0.1, *, max_peaks: int =
     if heatmaps.ndim != 3 or heatmaps.shape[0] < k_:
         raise ValueError(f"heatmaps must be ({k_} or {k_ + 1}, H, W), got {heatmaps.shape}")
     hm = np.ascontiguousarray(heatmaps[:k_], dtype=np.float32)
-    is_peak = (hm > threshold) & (hm >= max_filter3x3(hm))
-    k, y, x = np.nonzero(is_peak)
+    k, y, x = np.nonzero(peak_mask(hm, threshold))
     return peaks_from_candidates(k, y, x, hm[k, y, x], max_peaks=max_peaks, refine=refine,
                                  neighbours=lambda kk, yy, xx: neighbour_values(hm, kk, yy, xx),
                                  num_keypoints=k_)
