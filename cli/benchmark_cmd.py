@@ -54,8 +54,9 @@ def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, 
 @click.option("--openvino-ir", "openvino_ir", type=click.Path(dir_okay=False), default=None,
               help="With --runtimes: the IR that openvino-ir runs as it is (default: Intel's "
                    "INT8 human-pose-estimation-0001 in ../shared/models).")
-@click.option("--model", default="cmu_vgg19", show_default=True,
-              help="Registered model, randomly initialised (ignored with --weights).")
+@click.option("--model", default=None,
+              help="Time this registered model, randomly initialised, instead of the default "
+                   "model (ignored with --weights; --cpu-paths: default cmu_vgg19).")
 @model_options
 @click.option("--images", type=click.Path(exists=True, file_okay=False), default=None,
               help="Image folder. Default: ../shared/data/coco/val if present, else "
@@ -101,13 +102,14 @@ def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, 
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the report here.")
 def benchmark(mode, clip, runtimes, heights, openvino_ir, model, weights, height, scales, flip,
-              accurate, device, preset, backend, precision,
+              accurate, device, preset, backend, precision, compile_,
               images, max_images, people, warmup, repeats, decode_repeats, batch, no_optimize,
               threads, no_network, ann, save_maps, maps_dir, sizes, paths, seed, json_path):
     """Measure speed: per-stage pipeline times, FPS, GFLOP/s and decoder crowd scaling.
 
-    Works without weights (random init) for network timing. Timings on a shared machine
-    are noisy: compare numbers from one run.
+    With no --weights and no --model: the default model at its default settings, exactly
+    what `openpaf infer` runs. Timings on a shared machine are noisy: compare numbers
+    from one run.
     """
     from openpaf import benchmark as bm
     from openpaf.weights import CheckpointError
@@ -127,7 +129,8 @@ def benchmark(mode, clip, runtimes, heights, openvino_ir, model, weights, height
             text = bm.format_runtimes(report)
         elif mode == "video":
             options = bm.BenchmarkOptions(weights=weights, model=model, device=device,
-                                          precision=precision, height=height, flip=flip,
+                                          precision=precision, compile=compile_,
+                                          height=height, flip=flip,
                                           accurate=accurate, scales=scales,
                                           backend=backend, preset=preset)
             report = bm.run_video_benchmark(options, clip, images, repeats=repeats)
@@ -137,8 +140,8 @@ def benchmark(mode, clip, runtimes, heights, openvino_ir, model, weights, height
             if threads is not None:
                 import torch
                 torch.set_num_threads(threads)
-            report = bm.compare_cpu_paths(model, sizes, chosen, repeats=repeats, seed=seed,
-                                          progress=say)
+            report = bm.compare_cpu_paths(model or "cmu_vgg19", sizes, chosen,
+                                          repeats=repeats, seed=seed, progress=say)
             text = bm.format_cpu_paths(report)
         else:
             options = bm.BenchmarkOptions(
@@ -146,7 +149,8 @@ def benchmark(mode, clip, runtimes, heights, openvino_ir, model, weights, height
                 max_images=max_images,
                 people=people, warmup=warmup, repeats=repeats,
                 decode_repeats=decode_repeats, device=device, batch=batch,
-                precision=precision, scales=scales, height=height, flip=flip, accurate=accurate,
+                precision=precision, compile=compile_, scales=scales, height=height,
+                flip=flip, accurate=accurate,
                 optimize=not no_optimize, threads=threads, network=not no_network,
                 ann=ann, preset=preset, seed=seed)
             report = bm.run_benchmark(options, progress=say)

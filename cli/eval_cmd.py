@@ -27,7 +27,7 @@ from .options import load_predictor, model_options
                    "its people out of the score, say so, and exit with code 2).")
 @click.pass_context
 def eval_cmd(ctx, ann, images, weights, height, scales, flip, accurate, device, preset,
-             backend, precision,
+             backend, precision, compile_,
              oracle, oracle_noise, max_images, json_path, quiet, strict):
     """Evaluate keypoint AP (COCOeval, OKS) on a COCO-format annotation file.
 
@@ -42,7 +42,7 @@ def eval_cmd(ctx, ann, images, weights, height, scales, flip, accurate, device, 
         predictor = load_predictor(weights, backend=backend, device=device, height=height,
                                    scales=scales, flip=flip, accurate=accurate,
                                    decode_params=preset,
-                                   precision=precision)
+                                   precision=precision, compile=compile_)
     try:
         report = evaluate(ann, images, predictor=predictor, oracle=oracle,
                           decode_params=preset if oracle else None,
@@ -53,6 +53,8 @@ def eval_cmd(ctx, ann, images, weights, height, scales, flip, accurate, device, 
         raise click.ClickException(str(exc))
     if predictor is not None:
         report["weights"] = str(predictor.weights_path)
+        report["settings"]["precision_choice"] = str(predictor.precision_choice)
+        click.echo(f"precision {predictor.precision_choice}")
     click.echo(format_report(report))
     if json_path:
         atomic_write_text(json_path, json.dumps(report, indent=2))

@@ -4,6 +4,7 @@ import re
 import click
 
 from openpaf.decode.params import DEFAULT_PRESET, PRESETS
+from openpaf.runtime import PRECISIONS
 
 
 def parse_scales(ctx, param, value):
@@ -26,7 +27,7 @@ def parse_device(ctx, param, value):
 
 def model_options(f):
     """--weights, --height, --scales, --flip, --accurate, --device, --preset, --backend,
-    --precision."""
+    --precision, --compile."""
     for opt in reversed([
         click.option("--weights", "-w", type=click.Path(dir_okay=False), default=None,
                      help="openpaf checkpoint (.pt), or a foreign weight file recognised "
@@ -35,7 +36,7 @@ def model_options(f):
                           "(or $OPENPAF_WEIGHTS)."),
         click.option("--height", type=int, default=None,
                      help="Network input height in pixels at scale 1 (multiple of 8). "
-                          "Default: the weights' own (368 for the default model). Larger "
+                          "Default: the weights' own (456 for the default model). Larger "
                           "finds smaller people; network time grows with its square."),
         click.option("--scales", default=None, callback=parse_scales,
                      help="Comma-separated input scales whose maps are averaged, "
@@ -60,10 +61,18 @@ def model_options(f):
                           "export --onnx`), torch otherwise. openvino (pip install "
                           "openpaf[openvino]) runs the weights on OpenVINO's CPU plugin; "
                           "an OpenVINO IR .xml runs as it is (INT8 for Intel's model)."),
-        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
-                     default="fp32", show_default=True,
-                     help="Network precision (torch backend). bf16 is several times "
-                          "faster on CPUs with AMX and on GPUs."),
+        click.option("--precision", type=click.Choice(list(PRECISIONS)), default="auto",
+                     show_default=True,
+                     help="Network precision (torch backend). auto: bf16 with the output "
+                          "heads in fp32 on CPUs with AMX/AVX512-BF16 and on GPUs (no AP "
+                          "cost), fp32 elsewhere; bf16: the whole network (faster, -0.01 "
+                          "AP); fp16: GPUs, heads fp32; int8: quantised (pip install "
+                          "\"openpaf[int8]\"). The run summary says what auto chose."),
+        click.option("--compile/--no-compile", "compile_", default=None,
+                     help="torch.compile the network (inductor, cached in "
+                          "~/.cache/openpaf). Default: for streams only, once a frame "
+                          "size has repeated enough to repay its compile time (single "
+                          "photos never compile)."),
     ]):
         f = opt(f)
     return f

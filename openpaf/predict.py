@@ -16,6 +16,7 @@ from .decode import DecodeParams, Peaks, decode, get_params
 from .decode.peaks import peaks_from_candidates
 from .model import PretrainedCfg, fold_batchnorm
 from .preprocess import Geometry, geometry, prepare
+from .runtime.precision import PRECISIONS, PrecisionChoice, apply_precision, resolve_precision
 from .skeleton import FLIP, LIMB_FLIP, NUM_KEYPOINTS, NUM_PAFS, PAF_CHANNELS
 from .structures import Detections, ImageMaps, InputNorm
 
@@ -76,9 +77,7 @@ def unflip_maps(maps: torch.Tensor) -> torch.Tensor:
     return maps.flip(-1)[:, order] * sign.to(maps.device, maps.dtype)[None, :, None, None]
 
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def optimize_model(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
@@ -136,6 +135,45 @@ def find_peaks_torch(heatmaps: torch.Tensor, threshold: float = 0.1, *, max_peak
                                  refine=refine, neighbours=values)
 
 
+def _choose_precision(model, precision: str, device: torch.device) -> PrecisionChoice:
+    """``resolve_precision`` for torch models; exported models run at their own."""
+    if isinstance(model, torch.nn.Module):
+        return resolve_precision(precision, device)
+    if precision not in ("auto", "fp32"):
+        raise ValueError(f"precision {precision} needs a torch model; an exported "
+                         "model runs at the precision it was exported with")
+    return resolve_precision("fp32", device) if precision == "fp32" else PrecisionChoice(
+        "fp32", reason="the runtime's own")
+
+
+class _Int8Model:
+    """``openpaf.runtime.int8.quantize_int8`` applied on the first input (it needs one);
+    ``predict(x) -> Maps``. Without the module: one line saying what to install."""
+
+    def __init__(self, model: torch.nn.Module):
+        try:
+            from .runtime import int8
+        except ImportError as e:
+            raise ImportError("--precision int8 needs openpaf.runtime.int8 and torchao: "
+                              f"pip install \"openpaf[int8]\" ({e})") from None
+        self.source, self.quantize, self.run = model, int8.quantize_int8, None
+        self.stride = getattr(model, "stride", 8)
+
+    def predict(self, x: torch.Tensor):
+        if self.run is None:
+            self.run = self.quantize(self.source, x)
+        out = self.run(x)
+        return out[-1] if isinstance(out, (list, tuple)) else out
+
+
+def _network_runner(model, compile: bool | None, device: torch.device):
+    """``x -> Maps``: the model's ``predict``, or compiled (``runtime.compiled``)."""
+    if compile is False or not isinstance(model, torch.nn.Module):
+        return model.predict
+    from .runtime.compiled import CompiledNetwork
+    return CompiledNetwork(model, always=bool(compile))
+
+
 class Predictor:
     """Runs a PAF network on images and decodes people.
 
@@ -151,10 +189,16 @@ class Predictor:
     ``last_timings`` holds the milliseconds of the last call: ``preprocess``,
     ``network``, ``resize`` (map averaging and copy to CPU), ``peaks``, ``limbs``,
     ``assembly``.
-    precision: "fp32", or "bf16"/"fp16": the network runs on a copy of the model
-        converted to that type (bf16 uses AMX/AVX512-BF16 on recent Intel CPUs, 4-7x
-        faster there, see ``benchmarks/README.md``; fp16 is for GPUs). Maps are returned
-        as float32 either way. Torch models only.
+    precision: "auto" (``runtime.precision.resolve_precision``: bf16 body with fp32
+        heads on CPUs with AMX/AVX512-BF16 and on GPUs, else fp32), "fp32", "bf16" (the
+        whole network), "fp16" (fp32 heads) or "int8" (``openpaf.runtime.int8``). The
+        network runs on a converted copy; maps are float32 either way. Exported models
+        (onnxruntime, openvino) run at their own precision: "auto" means that.
+        ``precision_choice`` holds what was chosen and why.
+    compile: ``torch.compile`` streams of repeated input shapes
+        (``runtime.compiled.CompiledNetwork``): None (auto) compiles a shape once it has
+        cost in eager time what its compilation costs, so single photos never compile;
+        True compiles every shape at once; False never.
     optimize: convert the model once for inference (``optimize_model``: BN folding,
         channels_last); the caller's module may have its memory format changed.
     gpu_peaks: find peaks where the maps are (``find_peaks_torch``) and copy only the
@@ -169,7 +213,8 @@ class Predictor:
                  pad_value: int | None = None,
                  decode_params: DecodeParams | str | None = None,
                  device: str | torch.device | None = "auto", max_side: int | None = 4096,
-                 precision: str = "fp32", optimize: bool = True,
+                 precision: str = "auto", optimize: bool = True,
+                 compile: bool | None = None,
                  gpu_peaks: bool | None = None, keep_maps: bool = False):
         pre = pretrained if pretrained is not None else PretrainedCfg()
         normalisation = pre.normalisation if normalisation is None else normalisation
@@ -185,22 +230,20 @@ class Predictor:
         if max_side is not None and height * max(scales) > max_side:
             raise ValueError(f"height x scale = {height * max(scales):g} px exceeds the "
                              f"{max_side} px input limit")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                             f"got {precision!r}")
         self.device = resolve_device(device)
-        if precision != "fp32" and not isinstance(model, torch.nn.Module):
-            raise ValueError(f"precision {precision} needs a torch model; an exported "
-                             "model runs at the precision it was exported with")
-        self.precision = precision
         model = model.to(self.device).eval()
         self.model, self.optimized = (optimize_model(model) if optimize
                                       else (model, False))
-        self.dtype = _DTYPES[precision]
-        if precision != "fp32":
-            if self.model is model:
-                self.model = copy.deepcopy(model)       # never convert the caller's weights
-            self.model = self.model.to(self.dtype)
+        self.precision_choice = _choose_precision(self.model, precision, self.device)
+        self.precision = self.precision_choice.kind
+        self.dtype = self.precision_choice.dtype
+        if self.precision == "int8":
+            self.model = _Int8Model(self.model)
+        else:
+            self.model = apply_precision(self.model, self.precision_choice)
+        # fp32 inputs when float32 layers read them (hooks cast for the body).
+        self.input_dtype = torch.float32 if self.precision_choice.fp32_heads else self.dtype
+        self.network = _network_runner(self.model, compile, self.device)
         self.gpu_peaks = self.device.type == "cuda" if gpu_peaks is None else bool(gpu_peaks)
         self.keep_maps = bool(keep_maps)
         self.normalisation = normalisation
@@ -298,13 +341,13 @@ class Predictor:
     def _network(self, x: np.ndarray) -> torch.Tensor:
         """``(B, 3, h, w)`` inputs -> ``(B, 19 + 38, h/8, w/8)`` float32 maps; with flip,
         the mirrored inputs run in the same batch and their maps are added, swapped back."""
-        x = torch.from_numpy(x).to(self.device, self.dtype)
+        x = torch.from_numpy(x).to(self.device, self.input_dtype)
         n = x.shape[0]
         if self.flip:
             x = torch.cat([x, x.flip(-1)])
         if self.optimized:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = self.model.predict(x)
+        out = self.network(x)
         maps = torch.cat([out.heatmaps.float(), out.pafs.float()], dim=1)
         if self.flip:
             maps = maps[:n] + unflip_maps(maps[n:])
