@@ -1,7 +1,6 @@
 """``Predictor``: image(s) -> ``Detections`` (preprocess, network, map averaging, decode)."""
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections import defaultdict
@@ -16,7 +15,8 @@ from .decode import DecodeParams, Peaks, decode, get_params
 from .decode.peaks import peaks_from_candidates
 from .model import PretrainedCfg, fold_batchnorm
 from .preprocess import Geometry, geometry, prepare
-from .runtime.precision import PRECISIONS, PrecisionChoice, apply_precision, resolve_precision
+from .runtime.precision import (PrecisionChoice, apply_precision, resolve_for_model,
+                                resolve_precision)
 from .skeleton import FLIP, LIMB_FLIP, NUM_KEYPOINTS, NUM_PAFS, PAF_CHANNELS
 from .structures import Detections, ImageMaps, InputNorm
 
@@ -138,7 +138,7 @@ def find_peaks_torch(heatmaps: torch.Tensor, threshold: float = 0.1, *, max_peak
 def _choose_precision(model, precision: str, device: torch.device) -> PrecisionChoice:
     """``resolve_precision`` for torch models; exported models run at their own."""
     if isinstance(model, torch.nn.Module):
-        return resolve_precision(precision, device)
+        return resolve_for_model(precision, model, device)
     if precision not in ("auto", "fp32"):
         raise ValueError(f"precision {precision} needs a torch model; an exported "
                          "model runs at the precision it was exported with")

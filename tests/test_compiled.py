@@ -26,9 +26,9 @@ def test_rule_compiles_only_once_frames_repay_the_compile_time():
     assert should_compile(334, eager_s=0.1, compile_s=10.0, saving=0.3)
 
 
-def test_buckets_round_up_to_multiples():
-    assert bucket_shape(456, 608) == (512, 640)
-    assert bucket_shape(448, 640, 64) == (448, 640)
+def test_buckets_round_the_width_up():
+    assert bucket_shape(456, 608) == (456, 640)
+    assert bucket_shape(448, 344, 64) == (448, 384)
 
 
 def test_cache_root_honours_xdg(monkeypatch, tmp_path):

@@ -1,9 +1,9 @@
 """Compiled execution for streams: ``torch.compile`` (inductor, freezing) per input shape.
 
 ``CompiledNetwork(model)`` is a drop-in for ``model.predict`` (``x -> Maps``). Inputs are
-padded (bottom/right, with 0 = the normalised grey pad of the default model) to a
-multiple of ``bucket`` pixels, so a folder of mixed sizes compiles a handful of graphs;
-the maps are cropped back. When to compile is a rule (``should_compile``): a shape is
+padded on the right (with 0 = the normalised grey pad of the default model) to a width
+that is a multiple of ``bucket`` pixels (the height is the network height already), so a
+folder of mixed sizes compiles a handful of graphs; the maps are cropped back. When to compile is a rule (``should_compile``): a shape is
 compiled once ``frames seen x saving per frame >= compile time`` (the stream is assumed
 to last at least as long again), so a single photo never compiles and stays at eager
 speed. The compile time is the one recorded for this model and shape in the cache index
@@ -54,8 +54,8 @@ def compiler_missing() -> str | None:
 
 
 def bucket_shape(height: int, width: int, bucket: int = BUCKET) -> tuple[int, int]:
-    """``(height, width)`` rounded up to multiples of ``bucket``."""
-    return -(-height // bucket) * bucket, -(-width // bucket) * bucket
+    """``(height, width)`` with the width rounded up to a multiple of ``bucket``."""
+    return height, -(-width // bucket) * bucket
 
 
 def should_compile(frames: int, eager_s: float, compile_s: float,

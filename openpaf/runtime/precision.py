@@ -81,6 +81,21 @@ def resolve_precision(requested: str, device: torch.device | str = "cpu",
                            keep_first_conv=KEEP_FIRST_CONV)
 
 
+def resolve_for_model(requested: str, model: nn.Module,
+                      device: torch.device | str = "cpu") -> PrecisionChoice:
+    """``resolve_precision``, except that "auto" stays fp32 for a network that does not
+    declare its precision-sensitive layers (``fp32_modules``): mixed precision only where
+    a family says what must stay float32."""
+    choice = resolve_precision(requested, device)
+    if requested == "auto" and choice.fp32_heads:
+        try:
+            model.fp32_modules()
+        except (AttributeError, NotImplementedError):
+            return PrecisionChoice("fp32", reason=f"{type(model).__name__} declares no "
+                                   "fp32_modules")
+    return choice
+
+
 def _to_float32(module, args):
     return tuple(a.float() if torch.is_tensor(a) else a for a in args)
 
