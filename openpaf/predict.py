@@ -86,8 +86,8 @@ def optimize_model(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
     for BN models) and weights in ``channels_last`` layout, which oneDNN (CPU) and cuDNN
     (GPU, with fp16/bf16) run fastest. Exact up to float rounding. (TorchScript
     freeze + ``optimize_for_inference`` ran 7-12 % faster on cmu_vgg19 but needs the
-    deprecated ``torch.jit.trace`` and ~2 s of setup, so it is not used; bf16 is the big
-    CPU win, opt-in through ``Predictor(precision="bf16")``.)
+    deprecated ``torch.jit.trace`` and ~2 s of setup, so it is not used; the big CPU win
+    is bf16, ``runtime.precision``, and streams compile, ``runtime.compiled``.)
 
     Returns ``(model, converted)``; models that are not torch modules with conv weights
     (e.g. ``OnnxModel``) come back unchanged with ``converted=False``.
@@ -166,7 +166,7 @@ class _Int8Model:
         return out[-1] if isinstance(out, (list, tuple)) else out
 
 
-def _network_runner(model, compile: bool | None, device: torch.device):
+def _network_runner(model, compile: bool | None):
     """``x -> Maps``: the model's ``predict``, or compiled (``runtime.compiled``)."""
     if compile is False or not isinstance(model, torch.nn.Module):
         return model.predict
@@ -243,7 +243,7 @@ class Predictor:
             self.model = apply_precision(self.model, self.precision_choice)
         # fp32 inputs when float32 layers read them (hooks cast for the body).
         self.input_dtype = torch.float32 if self.precision_choice.fp32_heads else self.dtype
-        self.network = _network_runner(self.model, compile, self.device)
+        self.network = _network_runner(self.model, compile)
         self.gpu_peaks = self.device.type == "cuda" if gpu_peaks is None else bool(gpu_peaks)
         self.keep_maps = bool(keep_maps)
         self.normalisation = normalisation

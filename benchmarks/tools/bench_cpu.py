@@ -43,9 +43,11 @@ def main() -> None:
     ap.add_argument("--max-images", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--height", type=int, default=456)
+    ap.add_argument("--paths", default=",".join(BENCH_CPU_PATHS),
+                    help="comma-separated subset of " + ", ".join(BENCH_CPU_PATHS))
     args = ap.parse_args()
     paths = list_images(default_images_dir(), args.max_images)
-    report = compare_runtimes(paths, None, runtimes=BENCH_CPU_PATHS, heights=(args.height,),
+    report = compare_runtimes(paths, None, runtimes=args.paths.split(","), heights=(args.height,),
                               repeats=args.repeats, progress=lambda m: print(m, flush=True))
     report["ap_coco_val"] = read_ap(ROOT / "benchmarks")
     report["markdown"] = format_markdown(report, report["ap_coco_val"])
