@@ -1,10 +1,15 @@
 #!/bin/sh
 # Acceptance: `openpaf infer` over the coco/val photos at the defaults vs --precision fp32,
 # interleaved in one run, steady state = (N - 1) / (wall(all) - wall(one photo)).
-# Usage: [RUNS=2] sh benchmarks/tools/infer_speed.sh OUT.json [openpaf command]
+# Usage: [RUNS=2] [MAX=N] sh benchmarks/tools/infer_speed.sh OUT.json [openpaf command]
+# (MAX: only the first N photos, for a loaded machine)
 set -e
 OUT=${1:-benchmarks/infer_speed.json}; OP=${2:-openpaf}
 VAL=${VAL:-../shared/data/coco/val}; TMP=$(mktemp -d)
+if [ -n "$MAX" ]; then
+  mkdir "$TMP/val"; ls "$VAL" | head -n "$MAX" | while read f; do cp "$VAL/$f" "$TMP/val/"; done
+  VAL="$TMP/val"
+fi
 ONE=$(ls "$VAL" | head -1); N=$(ls "$VAL" | wc -l)
 wall() { s=$(date +%s.%N); $OP infer "$@" -o "$TMP/o" -q >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
 for run in $(seq ${RUNS:-2}); do
