@@ -24,7 +24,7 @@ def test_auto_is_bf16_with_fp32_heads_on_a_bf16_cpu(monkeypatch, flag):
     monkeypatch.setattr(precision.hardware, "cpu_model", lambda: ("new CPU", ["avx2", flag]))
     choice = resolve_precision("auto", "cpu")
     assert (choice.kind, choice.dtype, choice.fp32_heads) == ("bf16", torch.bfloat16, True)
-    assert str(choice) == f"bf16 ({flag}), heads fp32"
+    assert str(choice) == f"bf16 ({flag}), heads and first conv fp32"
 
 
 def test_explicit_precisions_stay_explicit():
@@ -41,6 +41,7 @@ def test_heads_stay_fp32_under_auto_and_the_body_is_bf16(name):
     converted = apply_precision(model, choice)
     heads = kept_modules(converted, choice)
     assert heads and all(p.dtype == torch.float32 for m in heads for p in m.parameters())
+    assert set(map(id, converted.fp32_modules())) < set(map(id, heads))   # + first conv
     kept = {id(p) for m in heads for p in m.parameters()}
     body = [p for p in converted.parameters() if id(p) not in kept]
     assert body and all(p.dtype == torch.bfloat16 for p in body)
