@@ -155,7 +155,7 @@ def benchmark(mode, clip, runtimes, heights, openvino_ir, model, weights, height
                 ann=ann, preset=preset, seed=seed)
             report = bm.run_benchmark(options, progress=say)
             text = bm.format_report(report)
-    except (CheckpointError, ValueError, FileNotFoundError) as exc:
+    except (CheckpointError, ValueError, FileNotFoundError, ImportError) as exc:
         raise click.ClickException(str(exc))
     click.echo(text)
     if json_path:
