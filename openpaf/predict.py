@@ -15,8 +15,8 @@ from .decode import DecodeParams, Peaks, decode, get_params
 from .decode.peaks import peaks_from_candidates
 from .model import PretrainedCfg, fold_batchnorm
 from .preprocess import Geometry, geometry, prepare
-from .runtime.precision import (PrecisionChoice, apply_precision, resolve_for_model,
-                                resolve_precision)
+from .runtime.precision import (RUNTIME_OWN, PrecisionChoice, apply_precision,
+                                resolve_for_model, resolve_precision)
 from .skeleton import FLIP, LIMB_FLIP, NUM_KEYPOINTS, NUM_PAFS, PAF_CHANNELS
 from .structures import Detections, ImageMaps, InputNorm
 
@@ -143,7 +143,7 @@ def _choose_precision(model, precision: str, device: torch.device) -> PrecisionC
         raise ValueError(f"precision {precision} needs a torch model; an exported "
                          "model runs at the precision it was exported with")
     return resolve_precision("fp32", device) if precision == "fp32" else PrecisionChoice(
-        "fp32", reason="the runtime's own")
+        "fp32", reason=RUNTIME_OWN)
 
 
 class _Int8Model:

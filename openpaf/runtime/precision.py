@@ -25,6 +25,7 @@ from . import PRECISIONS
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
           "int8": torch.float32}
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+RUNTIME_OWN = "the runtime's own"           # exported models (onnxruntime, openvino)
 # Measured on coco/train (see the module docstring): the first conv (the input layer,
 # the first Conv2d of the network, whatever the family) earns its fp32 cost.
 KEEP_FIRST_CONV = True
@@ -46,6 +47,8 @@ class PrecisionChoice:
     keep_first_conv: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
+        if self.reason == RUNTIME_OWN:
+            return RUNTIME_OWN
         kept = ""
         if self.fp32_heads and self.kind != "fp32":
             kept = ", heads and first conv fp32" if self.keep_first_conv else ", heads fp32"
