@@ -180,7 +180,8 @@ def _evaluate_file(path: PathLike, evals: Iterable[tuple[str, str]],
                    progress: bool) -> list[dict]:
     from ..evaluate import evaluate
     from ..predict import Predictor
-    predictor = Predictor.from_checkpoint(str(path), device="cpu")
+    # fp32: the manifest's AP must not depend on the CPU that packed it (auto would)
+    predictor = Predictor.from_checkpoint(str(path), device="cpu", precision="fp32")
     return [evaluate(ann, images, predictor=predictor, progress=progress, strict=True)
             for ann, images in evals]
 
