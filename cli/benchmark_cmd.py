@@ -46,8 +46,10 @@ def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, 
               help="With --video: the clip (default: 24 frames made from --images).")
 @click.option("--runtimes", "runtimes", default=None, metavar="LIST",
               help="Compare runtimes on the same weights in one interleaved run instead: "
-                   "comma-separated subset of torch, torch-bf16, onnxruntime, openvino, "
-                   "openvino-ir ('all' for every one); see also --heights, --openvino-ir.")
+                   "comma-separated subset of torch (fp32), torch-bf16, torch-auto, "
+                   "torch-auto-compile, torch-int8, onnxruntime, openvino, openvino-ir "
+                   "('all': torch, torch-bf16, onnxruntime, openvino, openvino-ir); see also "
+                   "--heights, --openvino-ir.")
 @click.option("--heights", default="", callback=_ints,
               help="With --runtimes: input heights to time, e.g. 256,368,456 (default: "
                    "the weights' own).")

@@ -64,8 +64,8 @@ def model_options(f):
         click.option("--precision", type=click.Choice(list(PRECISIONS)), default="auto",
                      show_default=True,
                      help="Network precision (torch backend). auto: bf16 with the output "
-                          "heads in fp32 on CPUs with AMX/AVX512-BF16 and on GPUs (no AP "
-                          "cost), fp32 elsewhere; bf16: the whole network (faster, -0.01 "
+                          "heads and first conv in fp32 on CPUs with AMX/AVX512-BF16 and on "
+                          "GPUs (AP within 0.002 of fp32), fp32 elsewhere; bf16: the whole network (faster, -0.01 "
                           "AP); fp16: GPUs, heads fp32; int8: quantised (pip install "
                           "\"openpaf[int8]\"). The run summary says what auto chose."),
         click.option("--compile/--no-compile", "compile_", default=None,
