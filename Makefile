@@ -47,7 +47,7 @@ bench-default:  ## the default model: runtimes side by side at 368/456, and a vi
 	openpaf benchmark --video --repeats 2 --json benchmarks/video.json
 
 bench-cpu:  ## the default model's CPU paths interleaved (fp32, bf16, auto, auto+compile, int8, OpenVINO INT8 IR) at 456: JSON + README table, < 10 min
-	$(PYTHON) benchmarks/tools/bench_cpu.py --json benchmarks/bench_cpu.json
+	$(PYTHON) benchmarks/tools/bench_cpu.py --max-images 8 --repeats 3 --json benchmarks/bench_cpu.json
 
 bench-decode: oracle  ## decoder speed is part of the oracle report (decode_ms)
 
