@@ -27,7 +27,7 @@ from openpaf.runtime.compiled import CompiledNetwork
 p = Predictor.from_checkpoint(device="cpu", compile=False)
 x = torch.randn(1, 3, 456, 640).contiguous(memory_format=torch.channels_last)
 net = CompiledNetwork(p.model, always=True)
-def ms(f, n=5):
+def ms(f, n=9):
     out = []
     for _ in range(n):
         t0 = time.perf_counter(); f(x); out.append((time.perf_counter() - t0) * 1e3)
