@@ -1,7 +1,7 @@
 PYTHON ?= python3
 SHARED ?= ../shared/data
 
-.PHONY: install test bench bench-paths bench-decode bench-default oracle decoder-real default-eval int8-calibration lint clean
+.PHONY: install test bench bench-paths bench-decode bench-default bench-cpu oracle decoder-real default-eval int8-calibration lint clean
 
 install:  ## install openpaf (CPU torch pinned) and test tools
 	$(PYTHON) -m pip install "torch==2.13.0"
@@ -11,8 +11,8 @@ test:  ## the whole test suite (CPU, tiny models, small images)
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 bench:  ## speed: pipeline stages + FPS (cmu_vgg19, random init, CPU) and decoder-only
-	openpaf benchmark --fps --device cpu --json benchmarks/fps_cpu_fp32.json
-	openpaf benchmark --fps --device cpu --precision bf16 --json benchmarks/fps_cpu_bf16.json
+	openpaf benchmark --fps --model cmu_vgg19 --device cpu --precision fp32 --json benchmarks/fps_cpu_fp32.json
+	openpaf benchmark --fps --model cmu_vgg19 --device cpu --precision bf16 --json benchmarks/fps_cpu_bf16.json
 	openpaf benchmark --no-network --decode-repeats 20 --json benchmarks/decoder.json
 
 bench-paths:  ## CPU execution paths of the network (eager, channels_last, bf16, ...), ~10 min
@@ -35,11 +35,12 @@ decoder-real:  ## decoder on saved real maps of coco/val: lightweight @368, tf-p
 
 VAL = --ann $(SHARED)/coco/val.json --images $(SHARED)/coco/val -q --device cpu
 
-default-eval:  ## AP of the shipped default model on coco/val: default, --flip, --accurate, bf16
-	openpaf eval $(VAL) --json benchmarks/default_val.json
-	openpaf eval $(VAL) --flip --json benchmarks/default_val_flip.json
-	openpaf eval $(VAL) --accurate --json benchmarks/default_val_accurate.json
+default-eval:  ## AP of the shipped default model on coco/val: fp32, --flip, --accurate, bf16, auto (the default)
+	openpaf eval $(VAL) --precision fp32 --json benchmarks/default_val.json
+	openpaf eval $(VAL) --precision fp32 --flip --json benchmarks/default_val_flip.json
+	openpaf eval $(VAL) --precision fp32 --accurate --json benchmarks/default_val_accurate.json
 	openpaf eval $(VAL) --precision bf16 --json benchmarks/default_val_bf16.json
+	openpaf eval $(VAL) --precision auto --json benchmarks/default_val_auto.json
 
 bench-default:  ## the default model: runtimes side by side at 368/456, and a video through infer
 	openpaf benchmark --runtimes all --heights 368,456 --max-images 8 --repeats 3 --json benchmarks/runtimes.json
@@ -47,6 +48,9 @@ bench-default:  ## the default model: runtimes side by side at 368/456, and a vi
 
 int8-calibration:  ## the INT8 calibration shipped with the default weights (32 coco/train photos, needs torchao)
 	$(PYTHON) -c "from openpaf.runtime.int8 import calibrate_default; print(calibrate_default('$(SHARED)/coco/train', 32))"
+
+bench-cpu:  ## the default model's CPU paths interleaved (fp32, bf16, auto, auto+compile, int8, OpenVINO INT8 IR) at 456: JSON + README table, < 10 min
+	$(PYTHON) benchmarks/tools/bench_cpu.py --max-images 8 --repeats 3 --json benchmarks/bench_cpu.json
 
 bench-decode: oracle  ## decoder speed is part of the oracle report (decode_ms)
 

@@ -21,14 +21,15 @@ def _heights(ctx, param, value):
     return heights
 
 
-def _names(choices: str):
-    """Callback for a comma-separated subset of ``openpaf.benchmark.<choices>`` (or
-    'all' where the option allows it): the names as a tuple, unknown ones refused."""
+def _names(*choices: str):
+    """Callback for a comma-separated subset of the names in ``openpaf.benchmark.<choice>``
+    for each of ``choices`` (or 'all' where the option allows it): the names as a tuple,
+    unknown ones refused."""
     def check(ctx, param, value):
         if value is None or value == "all":
             return value
         import openpaf.benchmark as bm
-        known = getattr(bm, choices)
+        known = tuple(dict.fromkeys(n for c in choices for n in getattr(bm, c)))
         names = tuple(v.strip() for v in value.split(",") if v.strip())
         bad = [n for n in names if n not in known]
         if bad or not names:
@@ -89,10 +90,12 @@ def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, 
 @click.option("--clip", type=click.Path(exists=True, dir_okay=False), default=None,
               help="With --video: the clip (default: 24 frames made from --images).")
 @click.option("--runtimes", "runtimes", default=None, metavar="LIST",
-              callback=_names("RUNTIMES"),
+              callback=_names("RUNTIMES", "BENCH_CPU_PATHS"),
               help="Compare runtimes on the same weights in one interleaved run instead: "
-                   "comma-separated subset of torch, torch-bf16, onnxruntime, openvino, "
-                   "openvino-ir ('all' for every one); see also --heights, --openvino-ir.")
+                   "comma-separated subset of torch (fp32), torch-bf16, torch-auto, "
+                   "torch-auto-compile, torch-int8, onnxruntime, openvino, openvino-ir "
+                   "('all': torch, torch-bf16, onnxruntime, openvino, openvino-ir); see also "
+                   "--heights, --openvino-ir.")
 @click.option("--heights", default="", callback=_heights,
               help="With --runtimes: input heights to time, e.g. 256,368,456 (default: "
                    "the weights' own).")
@@ -100,8 +103,9 @@ def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, 
               default=None,
               help="With --runtimes: the IR that openvino-ir runs as it is (default: Intel's "
                    "INT8 human-pose-estimation-0001 in ../shared/models).")
-@click.option("--model", default="cmu_vgg19", show_default=True,
-              help="Registered model, randomly initialised (ignored with --weights).")
+@click.option("--model", default=None,
+              help="Time this registered model, randomly initialised, instead of the default "
+                   "model (ignored with --weights; --cpu-paths: default cmu_vgg19).")
 @model_options
 @click.option("--images", type=click.Path(exists=True, file_okay=False), default=None,
               help="Image folder. Default: ../shared/data/coco/val if present, else "
@@ -149,12 +153,14 @@ def _saved_maps(save_dir, maps_dir, ann, images, weights, height, flip, device, 
               help="Write the report here.")
 def benchmark(mode, live_fps, live_seconds, clip, runtimes, heights, openvino_ir, model,
               weights, height, scales, flip, accurate, device, preset, backend, precision,
+              compile_,
               images, max_images, people, warmup, repeats, decode_repeats, batch, no_optimize,
               threads, no_network, ann, save_maps, maps_dir, sizes, paths, seed, json_path):
     """Measure speed: per-stage pipeline times, FPS, GFLOP/s and decoder crowd scaling.
 
-    Works without weights (random init) for network timing. Timings on a shared machine
-    are noisy: compare numbers from one run.
+    With no --weights and no --model: the default model at its default settings, exactly
+    what `openpaf infer` runs. Timings on a shared machine are noisy: compare numbers
+    from one run.
     """
     from openpaf import benchmark as bm
     from openpaf.weights import CheckpointError
@@ -176,7 +182,8 @@ def benchmark(mode, live_fps, live_seconds, clip, runtimes, heights, openvino_ir
             text = bm.format_runtimes(report)
         elif mode in ("live", "video"):
             options = bm.BenchmarkOptions(weights=weights, model=model, device=device,
-                                          precision=precision, height=height, flip=flip,
+                                          precision=precision, compile=compile_,
+                                          height=height, flip=flip,
                                           accurate=accurate, scales=scales,
                                           backend=backend, preset=preset)
             if mode == "live":
@@ -191,8 +198,8 @@ def benchmark(mode, live_fps, live_seconds, clip, runtimes, heights, openvino_ir
             if threads is not None:
                 import torch
                 torch.set_num_threads(threads)
-            report = bm.compare_cpu_paths(model, sizes, chosen, repeats=repeats, seed=seed,
-                                          progress=say)
+            report = bm.compare_cpu_paths(model or "cmu_vgg19", sizes, chosen,
+                                          repeats=repeats, seed=seed, progress=say)
             text = bm.format_cpu_paths(report)
         else:
             options = bm.BenchmarkOptions(
@@ -200,7 +207,8 @@ def benchmark(mode, live_fps, live_seconds, clip, runtimes, heights, openvino_ir
                 max_images=max_images,
                 people=people, warmup=warmup, repeats=repeats,
                 decode_repeats=decode_repeats, device=device, batch=batch,
-                precision=precision, scales=scales, height=height, flip=flip, accurate=accurate,
+                precision=precision, compile=compile_, scales=scales, height=height,
+                flip=flip, accurate=accurate,
                 optimize=not no_optimize, threads=threads, network=not no_network,
                 ann=ann, preset=preset, seed=seed)
             report = bm.run_benchmark(options, progress=say)

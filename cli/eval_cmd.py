@@ -29,7 +29,7 @@ from .options import guard_output, load_predictor, model_options, weights_or_def
                    "their stored pixels (EXIF orientation) are scored in that frame.")
 @click.pass_context
 def eval_cmd(ctx, ann, images, weights, height, scales, flip, accurate, device, preset,
-             backend, precision,
+             backend, precision, compile_,
              oracle, oracle_noise, max_images, json_path, quiet, strict):
     """Evaluate keypoint AP (COCOeval, OKS) on a COCO-format annotation file.
 
@@ -46,7 +46,7 @@ def eval_cmd(ctx, ann, images, weights, height, scales, flip, accurate, device, 
         predictor = load_predictor(weights, backend=backend, device=device, height=height,
                                    scales=scales, flip=flip, accurate=accurate,
                                    decode_params=preset,
-                                   precision=precision)
+                                   precision=precision, compile=compile_)
     try:
         report = evaluate(ann, images, predictor=predictor, oracle=oracle,
                           decode_params=preset if oracle else None,
@@ -57,6 +57,8 @@ def eval_cmd(ctx, ann, images, weights, height, scales, flip, accurate, device, 
         raise click.ClickException(str(exc))
     if predictor is not None:
         report["weights"] = str(predictor.weights_path)
+        report["settings"]["precision_choice"] = str(predictor.precision_choice)
+        click.echo(f"precision {predictor.precision_choice}")
     click.echo(format_report(report))
     if json_path:
         try:

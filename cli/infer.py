@@ -10,7 +10,6 @@ from openpaf.io.render import BACKGROUNDS, RenderStyle
 from openpaf.io.stream import LiveOptions
 from openpaf.io.writers import KEYPOINT_SCALES, OPENPOSE_LAYOUTS, OpenPoseFormat
 from openpaf.runner import InferOptions
-from openpaf.train.dist import launch_rank, launcher_device, world_size
 
 from .options import load_predictor, model_options
 from .options import finite_number
@@ -45,6 +44,7 @@ def _parse_shard(ctx, param, value):
     if value is None:
         return None
     from openpaf.io.sources import parse_shard
+    from openpaf.train.dist import launch_rank      # here: it imports torch
     if value.strip().lower() == "auto":
         place = launch_rank()
         if place is None:
@@ -176,7 +176,7 @@ def _parse_shard(ctx, param, value):
               help="No progress bar or summary (errors are still reported).")
 @click.pass_context
 def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, preset,
-          backend, precision,
+          backend, precision, compile_,
           json_formats,
           no_json, no_render, coco_json, jsonl, openpose_layout, keypoint_scale,
           part_candidates, json_dir, number_people_max, render_threshold, write_maps,
@@ -226,6 +226,7 @@ def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, 
                                "openpose in --json-format")
     if coco_json is None and "coco" in formats:
         coco_json = output / COCO_RESULTS
+    from openpaf.train.dist import launcher_device, world_size      # imports torch
     world = world_size()
     if shard is None and world is not None and world > 1:
         raise click.UsageError(f"{world} processes were started (WORLD_SIZE={world}) but "
@@ -261,7 +262,7 @@ def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, 
     predict = _build_predictor(weights, device=launcher_device(device), height=height,
                                scales=scales, flip=flip, accurate=accurate,
                                decode_params=preset, backend=backend,
-                               precision=None if precision == "fp32" else precision,
+                               precision=precision, compile=compile_,
                                keep_maps=write_maps is not None)
     if getattr(predict, "spec", None) is not None:
         try:
@@ -271,8 +272,9 @@ def infer(ctx, inputs, output, weights, height, scales, flip, accurate, device, 
     from openpaf.runner import run_inference
     if not quiet and getattr(predict, "weights_path", None) is not None:
         from openpaf.weights.checkpoint import weights_summary
-        click.echo(f"model: {weights_summary(predict.weights_path, predict.manifest)}",
-                   err=True)
+        choice = getattr(predict, "precision_choice", None)
+        click.echo(f"model: {weights_summary(predict.weights_path, predict.manifest)}"
+                   + (f"; precision {choice}" if choice else ""), err=True)
     from openpaf.io.paths import OutputError
     try:
         summary = run_inference(predict, list(inputs), options, progress=not quiet)

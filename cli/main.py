@@ -1,8 +1,13 @@
-"""The ``openpaf`` command group. Each verb lives in its own module."""
+"""The ``openpaf`` command group. Each verb lives in its own module, imported only when
+that verb runs (or shows its help), so ``openpaf --help`` starts without torch, numpy or
+OpenCV."""
+import importlib
+
 import click
 
 from openpaf import __version__
 
+<<<<<<< HEAD
 # Exit code of a usage error (bad option or argument): EX_USAGE, apart from 1 (error) and
 # 2 (infer/eval: some inputs failed), which click would otherwise share.
 USAGE_EXIT = 64
@@ -31,28 +36,54 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+=======
+# verb -> (module of cli/, command attribute, one-line help shown by `openpaf --help`;
+# tests/test_cli_startup.py checks each line against the command's own docstring).
+VERBS = {
+    "infer": ("infer", "infer",
+              "Detect people in INPUTS and write OpenPose-style JSON and rendered outputs."),
+    "eval": ("eval_cmd", "eval_cmd",
+             "Evaluate keypoint AP (COCOeval, OKS) on a COCO-format annotation file."),
+    "weights": ("weights_cmd", "weights", "Import, export and inspect model weights."),
+    "benchmark": ("benchmark_cmd", "benchmark",
+                  "Measure speed: per-stage pipeline times, FPS, GFLOP/s and decoder "
+                  "crowd scaling."),
+    "export": ("export_cmd", "export",
+               "Export heatmaps and PAFs of the last stage to ONNX with dynamic "
+               "batch/height/width."),
+    "train": ("train_cmd", "train",
+              "Train a Part Affinity Field network on COCO-format keypoint data."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose verbs (``VERBS``) are imported on first use."""
+
+    def list_commands(self, ctx):
+        return sorted(set(VERBS) | set(self.commands))
+
+    def get_command(self, ctx, name):
+        if name in self.commands or name not in VERBS:
+            return self.commands.get(name)
+        module, attr, _ = VERBS[name]
+        command = getattr(importlib.import_module(f"{__package__}.{module}"), attr)
+        self.add_command(command, name)
+        return command
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, VERBS[name][2] if name in VERBS and name not in self.commands
+                 else self.commands[name].get_short_help_str(formatter.width))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+>>>>>>> iss18a
 @click.version_option(__version__, prog_name="openpaf")
 def main():
     """openpaf: multi-person pose estimation with Part Affinity Fields."""
 
-
-def _register():
-    # One line per verb module (each defines a click command named like the module).
-    from . import infer
-    main.add_command(infer.infer)
-    from . import eval_cmd
-    main.add_command(eval_cmd.eval_cmd)
-    from . import weights_cmd
-    main.add_command(weights_cmd.weights)
-    from . import benchmark_cmd
-    main.add_command(benchmark_cmd.benchmark)
-    from . import export_cmd
-    main.add_command(export_cmd.export)
-    from . import train_cmd
-    main.add_command(train_cmd.train)
-
-
-_register()
 
 if __name__ == "__main__":
     main()

@@ -5,6 +5,7 @@ import re
 import click
 
 from openpaf.decode.params import DEFAULT_PRESET, PRESETS
+from openpaf.runtime import PRECISIONS
 
 
 def parse_scales(ctx, param, value):
@@ -40,7 +41,7 @@ def parse_device(ctx, param, value):
 
 def model_options(f):
     """--weights, --height, --scales, --flip, --accurate, --device, --preset, --backend,
-    --precision."""
+    --precision, --compile."""
     for opt in reversed([
         click.option("--weights", "-w", type=click.Path(dir_okay=False), default=None,
                      help="openpaf checkpoint (.pt), or a foreign weight file recognised "
@@ -74,12 +75,20 @@ def model_options(f):
                           "export --onnx`), torch otherwise. openvino (pip install "
                           "openpaf[openvino]) runs the weights on OpenVINO's CPU plugin; "
                           "an OpenVINO IR .xml runs as it is (INT8 for Intel's model)."),
-        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "int8"]),
-                     default="fp32", show_default=True,
-                     help="Network precision (torch backend). bf16 is several times "
-                          "faster on CPUs with AMX and on GPUs. int8 (CPU; pip install "
-                          "openpaf[int8]): compiled INT8 with the calibration shipped "
-                          "with the default weights."),
+        click.option("--precision", type=click.Choice(list(PRECISIONS)), default="auto",
+                     show_default=True,
+                     help="Network precision (torch backend). auto: bf16 with the output "
+                          "heads and first conv in fp32 on CPUs with AMX/AVX512-BF16 and on "
+                          "GPUs (AP within 0.002 of fp32), fp32 elsewhere; bf16: the whole "
+                          "network (faster, -0.01 AP); fp16: GPUs, heads fp32; int8 (CPU; "
+                          "pip install \"openpaf[int8]\"): compiled INT8 with the calibration "
+                          "shipped with the default weights. The run summary says what auto "
+                          "chose."),
+        click.option("--compile/--no-compile", "compile_", default=None,
+                     help="torch.compile the network (inductor, cached in "
+                          "~/.cache/openpaf). Default: for streams only, once a frame "
+                          "size has repeated enough to repay its compile time (single "
+                          "photos never compile)."),
     ]):
         f = opt(f)
     return f

@@ -87,7 +87,8 @@ def _scorer(pairs, quiet):
     def score(path):
         from openpaf.evaluate import evaluate
         from openpaf.predict import Predictor
-        predictor = Predictor.from_checkpoint(str(path), device="cpu")
+        # fp32: the manifest's AP must not depend on the CPU that packed it (auto would)
+        predictor = Predictor.from_checkpoint(str(path), device="cpu", precision="fp32")
         return [evaluate(ann, images, predictor=predictor, progress=not quiet, strict=True)
                 for ann, images in pairs]
     return score

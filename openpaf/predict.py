@@ -1,7 +1,6 @@
 """``Predictor``: image(s) -> ``Detections`` (preprocess, network, map averaging, decode)."""
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections import defaultdict
@@ -16,6 +15,8 @@ from .decode import DecodeParams, Peaks, decode, get_params
 from .decode.peaks import peaks_from_candidates
 from .model import PretrainedCfg, fold_batchnorm
 from .preprocess import Geometry, geometry, prepare
+from .runtime.precision import (RUNTIME_OWN, PrecisionChoice, apply_precision,
+                                resolve_for_model, resolve_precision)
 from .skeleton import OPENPOSE_COCO18, KeypointSpec
 from .structures import Detections, ImageMaps, InputNorm
 
@@ -78,10 +79,7 @@ def unflip_maps(maps: torch.Tensor, spec: KeypointSpec = OPENPOSE_COCO18) -> tor
     return maps.flip(-1)[:, order] * sign.to(maps.device, maps.dtype)[None, :, None, None]
 
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
-           "int8": torch.float32}       # int8: float inputs, quantized inside (runtime.int8)
 
 
 def optimize_model(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
@@ -90,8 +88,8 @@ def optimize_model(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
     for BN models) and weights in ``channels_last`` layout, which oneDNN (CPU) and cuDNN
     (GPU, with fp16/bf16) run fastest. Exact up to float rounding. (TorchScript
     freeze + ``optimize_for_inference`` ran 7-12 % faster on cmu_vgg19 but needs the
-    deprecated ``torch.jit.trace`` and ~2 s of setup, so it is not used; bf16 is the big
-    CPU win, opt-in through ``Predictor(precision="bf16")``.)
+    deprecated ``torch.jit.trace`` and ~2 s of setup, so it is not used; the big CPU win
+    is bf16, ``runtime.precision``, and streams compile, ``runtime.compiled``.)
 
     Returns ``(model, converted)``; models that are not torch modules with conv weights
     (e.g. ``OnnxModel``) come back unchanged with ``converted=False``.
@@ -110,6 +108,8 @@ def _openvino_model(loaded, device: torch.device, precision: str | None = None):
     from .runtime.openvino import openvino_model
     if device.type != "cpu":
         raise ValueError("the openvino backend runs on the CPU: use --device cpu")
+    if precision == "auto" and not str(loaded.path).lower().endswith(".xml"):
+        precision = resolve_precision("auto", device).kind   # bf16 on BF16 CPUs
     return openvino_model(loaded, precision)
 
 
@@ -143,6 +143,28 @@ def find_peaks_torch(heatmaps: torch.Tensor, threshold: float = 0.1, *, max_peak
                                  num_keypoints=num_keypoints)
 
 
+def _choose_precision(model, precision: str, device: torch.device) -> PrecisionChoice:
+    """``resolve_precision`` for torch models; exported models run at their own."""
+    if isinstance(model, torch.nn.Module):
+        return resolve_for_model(precision, model, device)
+    own = getattr(model, "precision", None)     # (the openvino backend's, as built)
+    if precision not in ("auto", "fp32") and own != precision:
+        raise ValueError(f"precision {precision} needs a torch model; an exported "
+                         "model runs at the precision it was exported with")
+    if own not in (None, "fp32") and precision != "auto":
+        return PrecisionChoice(own, reason="openvino")
+    return resolve_precision("fp32", device) if precision == "fp32" else PrecisionChoice(
+        "fp32", reason=RUNTIME_OWN)
+
+
+def _network_runner(model, compile: bool | None):
+    """``x -> Maps``: the model's ``predict``, or compiled (``runtime.compiled``)."""
+    if compile is False or not isinstance(model, torch.nn.Module):
+        return model.predict
+    from .runtime.compiled import CompiledNetwork
+    return CompiledNetwork(model, always=bool(compile))
+
+
 class Predictor:
     """Runs a PAF network on images and decodes people.
 
@@ -158,11 +180,18 @@ class Predictor:
     ``last_timings`` holds the milliseconds of the last call: ``preprocess``,
     ``network``, ``resize`` (map averaging and copy to CPU), ``peaks``, ``limbs``,
     ``assembly``.
-    precision: "fp32", or "bf16"/"fp16": the network runs on a copy of the model
-        converted to that type (bf16 uses AMX/AVX512-BF16 on recent Intel CPUs, 4-7x
-        faster there, see ``benchmarks/README.md``; fp16 is for GPUs). Maps are returned
-        as float32 either way. Torch models only. "int8": ``runtime.int8.Int8Model``
-        (CPU, torchao; compiled at the first image).
+    precision: "auto" (``runtime.precision.resolve_precision``: bf16 body with fp32
+        heads on CPUs with AMX/AVX512-BF16 and on GPUs, else fp32), "fp32", "bf16" (the
+        whole network), "fp16" (fp32 heads) or "int8" (``runtime.int8.Int8Model``: CPU,
+        torchao, the calibration shipped with the weights; compiled at the first image).
+        The network runs on a converted copy; maps are float32 either way. Exported
+        models (onnxruntime, openvino) run at their own precision ("auto" means that;
+        the openvino backend was built for the precision asked).
+        ``precision_choice`` holds what was chosen and why.
+    compile: ``torch.compile`` streams of repeated input shapes
+        (``runtime.compiled.CompiledNetwork``): None (auto) compiles a shape once it has
+        cost in eager time what its compilation costs, so single photos never compile;
+        True compiles every shape at once; False never.
     optimize: convert the model once for inference (``optimize_model``: BN folding,
         channels_last); the caller's module may have its memory format changed.
     gpu_peaks: find peaks where the maps are (``find_peaks_torch``) and copy only the
@@ -179,7 +208,8 @@ class Predictor:
                  pad_value: int | None = None,
                  decode_params: DecodeParams | str | None = None,
                  device: str | torch.device | None = "auto", max_side: int | None = 4096,
-                 precision: str = "fp32", optimize: bool = True,
+                 precision: str = "auto", optimize: bool = True,
+                 compile: bool | None = None,
                  gpu_peaks: bool | None = None, keep_maps: bool = False,
                  spec: KeypointSpec | None = None):
         if not callable(getattr(model, "predict", None)):
@@ -202,27 +232,21 @@ class Predictor:
         if max_side is not None and height * max(scales) > max_side:
             raise ValueError(f"height x scale = {height * max(scales):g} px exceeds the "
                              f"{max_side} px input limit")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                             f"got {precision!r}")
         self.device = resolve_device(device)
-        if precision != "fp32" and not isinstance(model, torch.nn.Module) and getattr(
-                model, "precision", None) != precision:
-            raise ValueError(f"precision {precision} needs a torch model; an exported "
-                             "model runs at the precision it was exported with")
-        self.precision = precision
-        if precision == "int8" and isinstance(model, torch.nn.Module):
-            from .runtime.int8 import Int8Model
-            model = Int8Model(model)
         model = model.to(self.device).eval()
         self.model, self.optimized = (optimize_model(model) if optimize
                                       else (model, False))
-        is_torch = isinstance(self.model, torch.nn.Module)     # else runs its own precision
-        self.dtype = _DTYPES[precision] if is_torch else torch.float32
-        if precision in ("bf16", "fp16") and is_torch:
-            if self.model is model:
-                self.model = copy.deepcopy(model)       # never convert the caller's weights
-            self.model = self.model.to(self.dtype)
+        self.precision_choice = _choose_precision(self.model, precision, self.device)
+        self.precision = self.precision_choice.kind
+        self.dtype = self.precision_choice.dtype
+        if self.precision == "int8" and isinstance(self.model, torch.nn.Module):
+            from .runtime.int8 import Int8Model
+            self.model = Int8Model(self.model)
+        elif isinstance(self.model, torch.nn.Module):
+            self.model = apply_precision(self.model, self.precision_choice)
+        # fp32 inputs when float32 layers read them (hooks cast for the body).
+        self.input_dtype = torch.float32 if self.precision_choice.fp32_heads else self.dtype
+        self.network = _network_runner(self.model, compile)
         self.gpu_peaks = self.device.type == "cuda" if gpu_peaks is None else bool(gpu_peaks)
         self.keep_maps = bool(keep_maps)
         self.spec = spec if spec is not None else getattr(model, "spec", OPENPOSE_COCO18)
@@ -322,13 +346,13 @@ class Predictor:
     def _network(self, x: np.ndarray) -> torch.Tensor:
         """``(B, 3, h, w)`` inputs -> ``(B, 19 + 38, h/8, w/8)`` float32 maps; with flip,
         the mirrored inputs run in the same batch and their maps are added, swapped back."""
-        x = torch.from_numpy(x).to(self.device, self.dtype)
+        x = torch.from_numpy(x).to(self.device, self.input_dtype)
         n = x.shape[0]
         if self.flip:
             x = torch.cat([x, x.flip(-1)])
         if self.optimized:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = self.model.predict(x)
+        out = self.network(x)
         maps = torch.cat([out.heatmaps.float(), out.pafs.float()], dim=1)
         if self.flip:
             maps = maps[:n] + unflip_maps(maps[n:], self.spec)

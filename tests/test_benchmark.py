@@ -13,6 +13,7 @@ from openpaf.benchmark import (REPORT_KEYS, STAGES, compare_cpu_paths, crowd_map
                                synthetic_crowd, synthetic_images)
 from openpaf.decode import decode
 from openpaf.predict import Predictor
+from openpaf.runtime.precision import resolve_precision
 
 from conftest import COCO_VAL, require
 
@@ -36,6 +37,21 @@ def test_benchmark_cli_writes_the_report(tmp_path):
     assert report["torch"]["version"] == torch.__version__
     assert report["settings"]["model"] == "tiny" and report["settings"]["repeats"] == 1
     assert "network" in res.output and "images/s" in res.output
+
+
+@pytest.mark.parametrize("precision", ["auto", "bf16"])
+def test_fps_without_model_times_the_default_model_as_infer_runs_it(tmp_path, precision):
+    synthetic_images(tmp_path / "img", 1, size=(96, 64))
+    out = tmp_path / "report.json"
+    res = CliRunner().invoke(main, [
+        "benchmark", "--fps", "--images", str(tmp_path / "img"), "--height", "64",
+        "--repeats", "1", "--warmup", "0", "--people", "", "--device", "cpu",
+        "--precision", precision, "--json", str(out)])
+    assert res.exit_code == 0, res.output            # bf16 once ended in a traceback
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["model"] == "LightweightPose" and settings["weights"].endswith(".pt")
+    assert settings["precision"] == str(resolve_precision(precision, "cpu"))
+    assert f"precision {settings['precision']}" in res.output
 
 
 def test_benchmark_names_a_bad_image_in_one_line(tmp_path):

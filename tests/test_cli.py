@@ -8,7 +8,9 @@ from openpaf import __version__
 
 
 def _paths(group: click.Group, prefix=()):
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):       # main imports its verbs lazily
+        cmd = group.get_command(ctx, name)
         yield prefix + (name,)
         if isinstance(cmd, click.Group):
             yield from _paths(cmd, prefix + (name,))

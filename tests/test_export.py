@@ -73,7 +73,7 @@ def test_predictor_on_onnx_finds_the_same_people(exported, tmp_path):
     ckpt = save_checkpoint(tmp_path / "tiny.pt", model, normalisation=NORM,
                            manifest={})
     by_torch = Predictor.from_checkpoint(ckpt, device="cpu", decode_params=params,
-                                         height=128)
+                                         height=128, precision="fp32")
     by_onnx = Predictor.from_checkpoint(path, device="cpu", decode_params=params,
                                         height=128)
     assert isinstance(by_onnx.model, OnnxModel) and by_onnx.normalisation == NORM

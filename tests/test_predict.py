@@ -217,8 +217,8 @@ def test_optimize_and_batchnorm_folding_keep_outputs():
     for a, b in zip(folded.predict(x), ref):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
     image = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
-    opt = Predictor(model, height=64, device="cpu")
-    plain = Predictor(model, height=64, device="cpu", optimize=False)
+    opt = Predictor(model, height=64, device="cpu", precision="fp32")
+    plain = Predictor(model, height=64, device="cpu", optimize=False, precision="fp32")
     assert opt.optimized and not plain.optimized
     (h1, p1, _), = opt.maps([image])
     (h2, p2, _), = plain.maps([image])

@@ -26,7 +26,8 @@ def tiny_checkpoint(tmp_path, monkeypatch):
 
 def test_openvino_backend_gives_torch_maps(tiny_checkpoint, tmp_path, one_thread):
     image = np.random.default_rng(0).integers(0, 255, (70, 100, 3), dtype=np.uint8)
-    ref = Predictor.from_checkpoint(tiny_checkpoint, device="cpu", height=64)
+    ref = Predictor.from_checkpoint(tiny_checkpoint, device="cpu", height=64,
+                                    precision="fp32")
     ovp = Predictor.from_checkpoint(tiny_checkpoint, backend="openvino", height=64)
     assert type(ovp.model).__name__ == "OpenVinoModel"
     (h0, p0, _), = ref.maps([image])

@@ -54,8 +54,9 @@ REPORT_KEYS: tuple[str, ...] = ("machine", "torch", "settings", "fps", "stages_m
 class BenchmarkOptions:
     """What ``run_benchmark`` measures.
 
-    model: registered model name (random init; enough for network timing) unless
-        ``weights`` (an openpaf checkpoint or an exported ``.onnx``) is given.
+    model: registered model name, randomly initialised (enough for network timing);
+        None with no ``weights``: the default model, as ``openpaf infer`` runs it.
+    weights: an openpaf checkpoint, foreign weights or an exported ``.onnx``.
     images: folder of images for the pipeline run; None: ``default_images_dir()`` if it
         exists, else ``max_images`` synthetic JPEGs.
     max_images: use the first N images (sorted by name) of ``images``.
@@ -63,7 +64,8 @@ class BenchmarkOptions:
     warmup, repeats: untimed and timed passes over the images.
     decode_repeats: timed decodes per synthetic crowd (the decoder is fast).
     crowds: different random crowds per crowd size.
-    device, batch, precision, scales, height, optimize, threads: as for ``Predictor``
+    device, batch, precision, compile, scales, height, optimize, threads: as for
+        ``Predictor``
         (``threads``: ``torch.set_num_threads``; None leaves torch's default).
     network: False times the decoder only (crowds + oracle maps of ``ann``).
     ann: COCO keypoint file whose oracle maps are decoded when ``network`` is False;
@@ -71,7 +73,7 @@ class BenchmarkOptions:
     preset: decoder preset. seed: for synthetic images and crowds.
     """
 
-    model: str = "cmu_vgg19"
+    model: str | None = None
     weights: str | None = None
     backend: str | None = None          # torch / onnxruntime; None: by the weights' suffix
     images: str | None = None
@@ -83,7 +85,8 @@ class BenchmarkOptions:
     crowds: int = 3
     device: str = "cpu"
     batch: int = 1
-    precision: str = "fp32"
+    precision: str = "auto"
+    compile: bool | None = None
     scales: tuple[float, ...] | None = None
     height: int | None = None          # None: the weights' default
     flip: bool | None = None           # None: the weights' default
@@ -224,8 +227,9 @@ def build_predictor(options: BenchmarkOptions):
     kwargs = dict(height=options.height, scales=options.scales, flip=options.flip,
                   accurate=options.accurate,
                   decode_params=options.preset, device=options.device,
-                  precision=options.precision, optimize=options.optimize)
-    if options.weights:
+                  precision=options.precision, optimize=options.optimize,
+                  compile=options.compile)
+    if options.weights or not options.model:
         predictor = Predictor.from_checkpoint(options.weights, backend=options.backend,
                                               **kwargs)
     else:
@@ -252,8 +256,11 @@ def run_benchmark(options: BenchmarkOptions, progress: Callable[[str], None] | N
         predictor, flop_model = build_predictor(options)
         settings["device"] = str(predictor.device)
         settings["optimized"] = predictor.optimized
-        settings["model"] = (type(predictor.model).__name__ if options.weights
-                             else options.model)
+        settings["precision"] = str(predictor.precision_choice)
+        settings["model"] = options.model or type(getattr(
+            predictor.model, "source", predictor.model)).__name__
+        settings["weights"] = options.weights or (None if options.model
+                                                  else str(predictor.weights_path))
         with contextlib.ExitStack() as stack:
             folder = options.images
             if folder is None and default_images_dir().is_dir():
@@ -277,7 +284,7 @@ def run_benchmark(options: BenchmarkOptions, progress: Callable[[str], None] | N
             report["gflop_per_s"] = (round(res["flops"] / res["network_s"] / 1e9, 2)
                                      if res["network_s"] > 0 else None)
         params = predictor.params
-        if not options.weights:
+        if options.model and not options.weights:
             settings["note"] = ("random weights: network timing is representative, the "
                                 "decode stages of this run are not (see decode_by_people)")
     else:

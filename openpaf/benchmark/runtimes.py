@@ -7,9 +7,13 @@ network ms per image (median over all images and rounds) and end-to-end FPS (ima
 -> OpenPose JSON, every stage, the median round). Ratios compare each runtime with the
 reference (``openvino-ir`` at the same height when it ran, else the first runtime).
 
-Runtimes (``RUNTIMES``):
-    torch        fp32, channels_last, BatchNorm folded (openpaf's default path)
-    torch-bf16   the same in bf16 (AMX / AVX512-BF16 CPUs)
+Runtimes (``RUNTIMES``; ``BENCH_CPU_PATHS``: the paths ``make bench-cpu`` compares):
+    torch        fp32, channels_last, BatchNorm folded (``--precision fp32``)
+    torch-bf16   the same, the whole network in bf16 (``--precision bf16``)
+    torch-auto   openpaf's default: ``--precision auto`` (bf16 body, fp32 heads on
+                 AMX / AVX512-BF16 CPUs)
+    torch-auto-compile  the same through ``torch.compile`` (``--compile``)
+    torch-int8   ``--precision int8`` (``openpaf.runtime.int8``, torchao)
     onnxruntime  the weights exported once to a temporary ONNX file
     openvino     the weights converted for OpenVINO's CPU plugin, fp32
     openvino-ir  an OpenVINO IR run as it is (``ir``: e.g. Intel's INT8 model)
@@ -30,6 +34,10 @@ from .machine import machine_info, torch_info
 from .pipeline import _shared_data, benchmark_pipeline
 
 RUNTIMES: tuple[str, ...] = ("torch", "torch-bf16", "onnxruntime", "openvino", "openvino-ir")
+TORCH_PATHS = {"torch": ("fp32", False), "torch-bf16": ("bf16", False),
+               "torch-auto": ("auto", None), "torch-auto-compile": ("auto", True),
+               "torch-int8": ("int8", False)}
+BENCH_CPU_PATHS: tuple[str, ...] = tuple(TORCH_PATHS) + ("openvino-ir",)
 OMZ_IR = ("models/openvino/human-pose-estimation-0001/FP16-INT8/"
           "human-pose-estimation-0001.xml")
 
@@ -43,10 +51,12 @@ def build_runtime(name: str, weights: str | None, height: int | None, *, ir: Pat
                   tmp: Path, flip: bool | None = None) -> Predictor:
     """The ``Predictor`` of runtime ``name`` (see the module doc) on ``weights``."""
     kwargs = dict(device="cpu", height=height, flip=flip)
-    if name in ("torch", "torch-bf16", "openvino"):
-        return Predictor.from_checkpoint(weights, precision="bf16" if name == "torch-bf16"
-                                         else "fp32",
-                                         backend="openvino" if name == "openvino" else "torch",
+    if name in TORCH_PATHS:
+        precision, compile_ = TORCH_PATHS[name]
+        return Predictor.from_checkpoint(weights, precision=precision, compile=compile_,
+                                         **kwargs)
+    if name == "openvino":
+        return Predictor.from_checkpoint(weights, precision="fp32", backend="openvino",
                                          **kwargs)
     if name == "onnxruntime":
         onnx = tmp / "model.onnx"
@@ -78,8 +88,11 @@ def compare_runtimes(paths: Sequence[Path], weights: str | None = None, *,
                 try:
                     predictors[key] = build_runtime(name, weights, height, ir=ir,
                                                     tmp=Path(tmp), flip=flip)
-                    benchmark_pipeline(predictors[key], paths[:1], warmup=1, repeats=0)
+                    # compiled paths compile every shape bucket of the images now
+                    warm = paths if name.endswith("compile") else paths[:1]
+                    benchmark_pipeline(predictors[key], warm, warmup=1, repeats=0)
                     rows[key] = {"runtime": name, "height": predictors[key].height,
+                                 "precision": str(predictors[key].precision_choice),
                                  "network_ms": [], "fps": []}
                 except Exception as exc:  # noqa: BLE001 - a missing runtime is a result
                     text = first_line(exc, "")[:200]
@@ -112,6 +125,24 @@ def _summarise(rows: dict[str, dict]) -> dict[str, dict]:
         row["network_speed_vs_reference"] = round(ref["network_ms"] / row["network_ms"], 3)
         row["fps_vs_reference"] = round(row["fps"] / ref["fps"], 3)
     return rows
+
+
+def format_markdown(report: dict, ap: dict[str, float] | None = None) -> str:
+    """``compare_runtimes``' report as a markdown table (README), with ``ap``
+    (runtime -> coco/val AP, from eval JSONs) where given."""
+    ap = ap or {}
+    lines = ["| path | precision | height | network ms | images/s end to end | "
+             "coco/val AP |", "|---|---|---|---|---|---|"]
+    for row in report["rows"].values():
+        if "error" in row:
+            lines.append(f"| {row['runtime']} | - | {row['height']} | not run: "
+                         f"{row['error'][:80]} | | |")
+            continue
+        score = ap.get(row["runtime"])
+        lines.append(f"| {row['runtime']} | {row.get('precision', '-')} | {row['height']} "
+                     f"| {row['network_ms']:.1f} | {row['fps']:.2f} | "
+                     f"{'-' if score is None else f'{score:.3f}'} |")
+    return "\n".join(lines)
 
 
 def format_runtimes(report: dict) -> str:

@@ -118,13 +118,14 @@ def run_video_benchmark(options: BenchmarkOptions, clip: str | Path | None = Non
         report = benchmark_video(predictor, Path(clip), repeats=repeats)
     report["settings"] = {"weights": options.weights or options.model,
                           "height": predictor.height, "flip": predictor.flip,
-                          "precision": predictor.precision}
+                          "precision": str(predictor.precision_choice)}
     return report
 
 
 def format_video(report: dict) -> str:
     s, f = report["stages_ms"], report["fps"]
     return "\n".join([
+        f"precision {report.get('settings', {}).get('precision')}",
         "stages alone, ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in s.items()),
         f"FPS serial {f['serial']:.2f} (1/sum of stages: "
         f"{report['fps_bound_sum_of_stages']:.2f})",

@@ -75,9 +75,14 @@ class PafModel(nn.Module):
         """How many ``Maps`` ``forward`` returns (one per stage)."""
         return len(self.stages)
 
-
     def forward(self, x: torch.Tensor) -> list[Maps]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def fp32_modules(self) -> list[nn.Module]:
+        """The layers that stay float32 when the rest runs in bf16/fp16
+        (``openpaf.runtime.precision``): each stage's output convs, whose rounding moves
+        heatmap peaks and PAF line integrals. Every family declares its own."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare fp32_modules()")
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> Maps:

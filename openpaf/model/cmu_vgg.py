@@ -245,6 +245,10 @@ class CmuVgg(PafModel):
                     nn.init.ones_(m.weight)
                     nn.init.zeros_(m.bias)
 
+    def fp32_modules(self) -> list[nn.Module]:
+        """The output 1x1 convs (``Branch.out``) of every stage, PAFs and heatmaps."""
+        return [m.out for m in self.modules() if isinstance(m, Branch)]
+
     def forward(self, x: torch.Tensor) -> list[Maps]:
         """``(B, 3, H, W)`` -> one ``Maps(heatmaps, pafs)`` per stage, at ``(H//8, W//8)``."""
         features = self.cpm(self.backbone(x))

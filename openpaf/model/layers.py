@@ -81,7 +81,8 @@ def count_flops(model: nn.Module, height: int, width: int) -> float:
     """
     from torch.utils.flop_counter import FlopCounterMode
     meta = copy.deepcopy(model).to("meta")
-    x = torch.empty(1, 3, int(height), int(width), device="meta")
+    dtype = next(meta.parameters()).dtype        # a bf16 model counts on bf16 inputs
+    x = torch.empty(1, 3, int(height), int(width), device="meta", dtype=dtype)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         meta(x)

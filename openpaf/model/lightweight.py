@@ -245,6 +245,10 @@ class LightweightPose(PafModel):
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
+    def fp32_modules(self) -> list[nn.Module]:
+        """The output 1x1 convs (``Head.out``) of every stage, PAFs and heatmaps."""
+        return [m.out for m in self.modules() if isinstance(m, Head)]
+
     def forward(self, x: torch.Tensor) -> list[Maps]:
         """``(B, 3, H, W)`` -> one ``Maps(heatmaps, pafs)`` per stage, at ``(H/8, W/8)``."""
         features = self.cpm(self.backbone(x))

@@ -261,6 +261,10 @@ class TfposeMobilenetV2(PafModel):
         up = resize_bilinear_tf(high, tuple(low.shape[-2:]), self.config.resize)
         return torch.cat([low, up], dim=1)
 
+    def fp32_modules(self) -> list[nn.Module]:
+        """The linear 1x1 output separable (last layer of each ``branch``) of every stage."""
+        return [stage[name][-1] for stage in self.stages for name in ("paf", "heatmap")]
+
     def forward(self, x: torch.Tensor) -> list[Maps]:
         """``(B, 3, H, W)`` raw BGR -> one ``Maps(heatmaps, pafs)`` per stage."""
         feats = self.features(x)
