@@ -7,7 +7,6 @@ import click
 
 from openpaf import __version__
 
-<<<<<<< HEAD
 # Exit code of a usage error (bad option or argument): EX_USAGE, apart from 1 (error) and
 # 2 (infer/eval: some inputs failed), which click would otherwise share.
 USAGE_EXIT = 64
@@ -35,8 +34,7 @@ class _Group(click.Group):
             ctx.exit(130)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-=======
+
 # verb -> (module of cli/, command attribute, one-line help shown by `openpaf --help`;
 # tests/test_cli_startup.py checks each line against the command's own docstring).
 VERBS = {
@@ -56,7 +54,7 @@ VERBS = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(_Group):
     """A group whose verbs (``VERBS``) are imported on first use."""
 
     def list_commands(self, ctx):
@@ -79,7 +77,6 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
->>>>>>> iss18a
 @click.version_option(__version__, prog_name="openpaf")
 def main():
     """openpaf: multi-person pose estimation with Part Affinity Fields."""
