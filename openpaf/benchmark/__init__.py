@@ -18,13 +18,13 @@ from .machine import machine_info, summary_ms, torch_info, write_json
 from .saved_maps import benchmark_saved_maps, format_saved_maps, load_maps, save_maps
 from .video import benchmark_video, format_video, make_clip, run_video_benchmark
 from .live import benchmark_live, format_live, run_live_benchmark
-from .runtimes import RUNTIMES, compare_runtimes, default_ir, format_runtimes
+from .runtimes import BENCH_CPU_PATHS, RUNTIMES, compare_runtimes, default_ir, format_runtimes
 from .pipeline import (IMAGE_EXTENSIONS, REPORT_KEYS, STAGES, BenchmarkOptions,
                        benchmark_pipeline, build_predictor, default_annotations,
                        default_images_dir, format_report, list_images, run_benchmark,
                        synthetic_images)
 
-__all__ = ["benchmark_live", "format_live", "run_live_benchmark", "benchmark_video", "format_video", "make_clip", "run_video_benchmark", "RUNTIMES", "compare_runtimes", "default_ir", "format_runtimes", "CPU_PATHS", "IMAGE_EXTENSIONS", "REPORT_KEYS", "STAGES", "BenchmarkOptions",
+__all__ = ["benchmark_live", "format_live", "run_live_benchmark", "benchmark_video", "format_video", "make_clip", "run_video_benchmark", "BENCH_CPU_PATHS", "RUNTIMES", "compare_runtimes", "default_ir", "format_runtimes", "CPU_PATHS", "IMAGE_EXTENSIONS", "REPORT_KEYS", "STAGES", "BenchmarkOptions",
            "benchmark_crowds", "benchmark_saved_maps", "format_saved_maps", "load_maps", "save_maps", "benchmark_oracle", "benchmark_pipeline", "build_predictor",
            "compare_cpu_paths", "crowd_maps", "default_annotations", "default_images_dir",
            "format_cpu_paths", "format_report", "list_images", "lively_init",
