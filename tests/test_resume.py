@@ -300,3 +300,24 @@ def test_an_input_whose_write_failed_is_redone(tmp_path, monkeypatch):
     s = run_inference(fake, [str(a)], opts, progress=False)
     assert fake.calls == 1 and s.redone == 1
     assert _records(out)[-1]["redo"] == "the earlier run failed it"
+
+
+def test_a_resumed_video_counts_every_frames_people_and_images_keep_their_index(tmp_path):
+    """A resumed video's manifest counted only the new frames' people, and images re-read
+    from an earlier run got ``"frame": 0`` in the images JSONL."""
+    video = helpers.write_video(tmp_path / "clip.mp4", n=6)
+    stills = tmp_path / "stills"
+    for i in range(3):
+        _jpg(stills / f"s{i}.jpg", i)
+    out = tmp_path / "out"
+    opts = InferOptions(output=out, skip_existing=True, stream_jsonl=True, overlap=False)
+    run_inference(Fake(interrupt_on=4), [str(video)], opts, progress=False)  # 3 frames
+    s = run_inference(Fake(), [str(video)], opts, progress=False)
+    assert s.processed == 3 and s.skipped_existing == 3
+    end = [r for r in _records(out) if r.get("kind") == "video" and r.get("status") == "done"]
+    assert end[-1]["frames"] == 6 and end[-1]["people"] == 6
+    run_inference(Fake(), [str(stills)], opts, progress=False)
+    first = [json.loads(line) for line in (out / "openpaf_images.jsonl").read_text().splitlines()]
+    run_inference(Fake(), [str(stills)], opts, progress=False)      # all re-read
+    again = [json.loads(line) for line in (out / "openpaf_images.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in again] == [r["frame"] for r in first] == [0, 1, 2]

@@ -65,13 +65,15 @@ class Skipped:
     kind: "image" (``skip(name)`` was True), or "video" / "sequence" (``skip_stream`` was
     True for the whole stream). name: the image's output name or the stream stem.
     frames: number of frames dropped when known (1 for an image, the image count of a
-    sequence, None for a video).
+    sequence, None for a video). index: an image's position in its spec's expansion (the
+    ``Frame.index`` it would have had).
     """
 
     source: str
     name: str
     kind: str = "image"
     frames: Optional[int] = 1
+    index: int = 0
 
 
 @dataclass

@@ -133,7 +133,7 @@ def _load_frame(path, **fields) -> "Frame | InputError":
 def _image_items(unit: Unit, budget: _Budget, skip, events: bool) -> Iterator[Item]:
     if skip is not None and skip(unit.name, unit.path):
         if events:
-            yield Skipped(unit.path, unit.name, "image", 1)
+            yield Skipped(unit.path, unit.name, "image", 1, unit.index)
         return
     yield budget.count(_load_frame(unit.path, name=unit.name, index=unit.index))
 

@@ -169,7 +169,7 @@ class _Run:
             if done is not None and self.files.wanted:
                 det = self._reread(done, (0, 0))
                 if det is not None:
-                    self.files.add(det, item.name, 0, None, None)
+                    self.files.add(det, item.name, item.index, None, None)
             self.record(input=item.source, kind="image", name=item.name, status="skipped",
                         reason="existing output")
             return
@@ -279,6 +279,7 @@ class _Run:
                 self._write_video(sink, frame, det or Detections((w, h)), frame_no)
             if stream is not None:
                 stream.frames += 1
+                stream.people += 0 if det is None else len(det.people)
             return
         try:
             det = self.predict(frame.image) if predicted is None else predicted
