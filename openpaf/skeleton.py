@@ -349,24 +349,9 @@ def _problems(spec: KeypointSpec) -> list[str]:
     return out
 
 
-def _components(k: int, limbs) -> list[list[int]]:
-    """Connected groups of points ``0..k-1`` under ``limbs``, largest first."""
-    parent = list(range(k))
-
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-    for a, b in limbs:
-        parent[root(a)] = root(b)
-    groups: dict[int, list[int]] = {}
-    for i in range(k):
-        groups.setdefault(root(i), []).append(i)
-    return sorted(groups.values(), key=len, reverse=True)
-
-
-def _spanning_tree(k: int, limbs) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _union(k: int, limbs) -> tuple[list[int], tuple[int, ...], tuple[int, ...]]:
+    """Union-find over points ``0..k-1`` along ``limbs`` in order: (each point's group
+    root, the limbs that joined two groups (a spanning tree), the redundant ones)."""
     parent = list(range(k))
 
     def root(i):
@@ -379,7 +364,19 @@ def _spanning_tree(k: int, limbs) -> tuple[tuple[int, ...], tuple[int, ...]]:
         ra, rb = root(a), root(b)
         (extra if ra == rb else tree).append(n)
         parent[ra] = rb
-    return tuple(tree), tuple(extra)
+    return [root(i) for i in range(k)], tuple(tree), tuple(extra)
+
+
+def _components(k: int, limbs) -> list[list[int]]:
+    """Connected groups of points ``0..k-1`` under ``limbs``, largest first."""
+    groups: dict[int, list[int]] = {}
+    for i, r in enumerate(_union(k, limbs)[0]):
+        groups.setdefault(r, []).append(i)
+    return sorted(groups.values(), key=len, reverse=True)
+
+
+def _spanning_tree(k: int, limbs) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    return _union(k, limbs)[1:]
 
 
 _SIDES = (("left_", "right_"), ("l_", "r_"), ("left", "right"))

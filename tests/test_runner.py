@@ -488,3 +488,13 @@ def test_predict_runs_a_frame_ahead_in_its_own_thread(tmp_path):
         outputs[overlap] = [{k: v for k, v in json.loads(line).items() if k != "time"}
                             for line in (out / "walk.jsonl").read_text().splitlines()]
     assert outputs[True] == outputs[False] and len(outputs[True]) == 6
+
+
+def test_overlap_defaults_to_the_core_count(monkeypatch):
+    """Predicting a frame ahead in its own thread costs on 2 cores (the writer thread takes
+    a core from the network): it is on by default only with more than 2 cores."""
+    import openpaf.runner.options as options
+    for cores, expected in ((2, False), (1, False), (8, True)):
+        monkeypatch.setattr(options.os, "cpu_count", lambda: cores)
+        assert InferOptions().overlap is expected
+    assert InferOptions(overlap=True).overlap is True

@@ -2,6 +2,8 @@
 (``RunSummary``, exit codes)."""
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
@@ -62,7 +64,10 @@ class InferOptions:
     overlap: run ``predict`` in its own thread, one frame ahead of the outputs, so the
         network works while the previous frame is drawn and written (video rate near
         1 / slowest stage instead of 1 / sum of stages); False: predict in the calling
-        thread.
+        thread. None (default): overlap on machines with more than 2 cores only; on 2
+        cores the drawing and writing thread takes a core from the network's two threads
+        (`openpaf infer` over the 114 coco/val photos at the defaults, interleaved: 6.6
+        images/s in one thread against 5.6 overlapped).
     openpose: layout (coco18 | body25), keypoint scale and part candidates of the OpenPose
         JSON and of every JSONL file (``io.writers.OpenPoseFormat``).
     json_dir: write ``<name>_keypoints.json`` here instead of ``output``, so the folder
@@ -103,7 +108,7 @@ class InferOptions:
     shard: Optional[tuple[int, int]] = None
     manifest: bool = True
     prefetch: int = 4
-    overlap: bool = True
+    overlap: Optional[bool] = None
     openpose: OpenPoseFormat = OpenPoseFormat()
     json_dir: Optional[Path] = None
     number_people_max: Optional[int] = None
@@ -118,6 +123,8 @@ class InferOptions:
 
     def __post_init__(self):
         self.output = Path(self.output)
+        if self.overlap is None:
+            self.overlap = (os.cpu_count() or 1) > 2
         self.json_dir = None if self.json_dir is None else Path(self.json_dir)
         self.write_maps = None if self.write_maps is None else Path(self.write_maps)
         if self.number_people_max is not None and self.number_people_max < 1:
