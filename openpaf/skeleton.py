@@ -118,14 +118,13 @@ def _placed(kps: np.ndarray, index, n: int) -> np.ndarray:
 
 
 def coco_to_ours(kps: np.ndarray) -> np.ndarray:
-    """COCO keypoints ``(..., 17, 3)`` [x, y, v] -> ours ``(..., 18, 3)``.
+    """COCO keypoints ``(..., 17, 3)`` [x, y, v] -> ours ``(..., 18, 3)``
+    (``OPENPOSE_COCO18.from_dataset``).
 
     The neck is the shoulders' mid-point and exists only when both shoulders are labelled
     (v > 0); its v is the smaller of the two.
     """
-    out = _placed(kps, COCO_TO_OURS, NUM_KEYPOINTS)
-    out[..., NECK, :] = _midpoint(out[..., _R_SHOULDER, :], out[..., _L_SHOULDER, :])
-    return out
+    return OPENPOSE_COCO18.from_dataset(kps)
 
 
 def ours_to_body25(kps: np.ndarray) -> np.ndarray:
@@ -146,20 +145,23 @@ def body25_to_ours(kps: np.ndarray) -> np.ndarray:
 
 
 def ours_to_coco(kps: np.ndarray) -> np.ndarray:
-    """Ours ``(..., 18, 3)`` -> COCO ``(..., 17, 3)`` (the neck is dropped)."""
-    kps = np.asarray(kps)
-    return kps[..., list(COCO_TO_OURS), :]
+    """Ours ``(..., 18, 3)`` -> COCO ``(..., 17, 3)`` (the neck is dropped;
+    ``OPENPOSE_COCO18.to_dataset``)."""
+    return OPENPOSE_COCO18.to_dataset(kps)
 
 
-def limbs_touching(keypoints) -> tuple[int, ...]:
-    """Indices of the limbs with an end in ``keypoints`` (e.g. to mask unknown parts)."""
+def limbs_touching(keypoints, spec: "KeypointSpec | None" = None) -> tuple[int, ...]:
+    """Indices of the limbs of ``spec`` (None: COCO-18) with an end in ``keypoints``
+    (e.g. to mask unknown parts)."""
     ks = set(int(k) for k in keypoints)
-    return tuple(i for i, (a, b) in enumerate(LIMBS) if a in ks or b in ks)
+    limbs = (spec or OPENPOSE_COCO18).limbs
+    return tuple(i for i, (a, b) in enumerate(limbs) if a in ks or b in ks)
 
 
-def paf_channels_of(limbs) -> tuple[int, ...]:
-    """The PAF channels (x and y) of the given limb indices."""
-    return tuple(c for k in limbs for c in PAF_CHANNELS[k])
+def paf_channels_of(limbs, spec: "KeypointSpec | None" = None) -> tuple[int, ...]:
+    """The PAF channels (x and y) of the given limb indices of ``spec`` (None: COCO-18)."""
+    channels = (spec or OPENPOSE_COCO18).paf_channels
+    return tuple(c for k in limbs for c in channels[k])
 
 
 # ---------------------------------------------------------------------------------------
@@ -258,11 +260,7 @@ class KeypointSpec:
     def from_dataset(self, kps: np.ndarray) -> np.ndarray:
         """Dataset keypoints ``(..., D, 3)`` [x, y, v] -> spec order ``(..., K, 3)``;
         derived points are mid-points where both ends are labelled (v the smaller)."""
-        out = _placed(kps, self.dataset_to_spec, self.num_keypoints)
-        for d in self.derived:
-            out[..., d.index, :] = _midpoint(out[..., d.between[0], :],
-                                             out[..., d.between[1], :])
-        return out
+        return _with_derived(self, _placed(kps, self.dataset_to_spec, self.num_keypoints))
 
     def to_dataset(self, kps: np.ndarray) -> np.ndarray:
         """Spec order ``(..., K, 3)`` -> the dataset's order ``(..., D, 3)`` (derived points
@@ -365,6 +363,16 @@ def _union(k: int, limbs) -> tuple[list[int], tuple[int, ...], tuple[int, ...]]:
         (extra if ra == rb else tree).append(n)
         parent[ra] = rb
     return [root(i) for i in range(k)], tuple(tree), tuple(extra)
+
+
+def _with_derived(spec: KeypointSpec, out: np.ndarray, labelled=()) -> np.ndarray:
+    """``out`` ``(..., K, 3)`` with each derived point of ``spec`` that is not among the
+    ``labelled`` names set to the mid-point of its two ends (where both exist)."""
+    for d in spec.derived:
+        if spec.keypoints[d.index] not in labelled:
+            out[..., d.index, :] = _midpoint(out[..., d.between[0], :],
+                                             out[..., d.between[1], :])
+    return out
 
 
 def _components(k: int, limbs) -> list[list[int]]:
@@ -566,11 +574,7 @@ def from_named(spec: KeypointSpec, kps: np.ndarray, names) -> np.ndarray:
         return spec.from_dataset(kps)
     index = np.array(dataset_index(spec, names))
     out = _placed(np.asarray(kps)[..., index >= 0, :], index[index >= 0], spec.num_keypoints)
-    for d in spec.derived:
-        if spec.keypoints[d.index] not in names:
-            out[..., d.index, :] = _midpoint(out[..., d.between[0], :],
-                                             out[..., d.between[1], :])
-    return out
+    return _with_derived(spec, out, labelled=names)
 
 
 def unlabelled_points(spec: KeypointSpec, names) -> tuple[int, ...]:

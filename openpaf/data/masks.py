@@ -15,7 +15,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..skeleton import OPENPOSE_COCO18, KeypointSpec, dataset_index, unlabelled_points
+from ..skeleton import (OPENPOSE_COCO18, KeypointSpec, dataset_index, limbs_touching,
+                        paf_channels_of, unlabelled_points)
 
 _FACE_NAMES = ("nose", "right_eye", "left_eye", "right_ear", "left_ear")
 
@@ -128,6 +129,5 @@ def channel_weights(unknown: Iterable[int], spec: KeypointSpec = OPENPOSE_COCO18
     if unknown:
         heat[list(unknown)] = 0.0
         heat[spec.num_keypoints] = 0.0
-        touching = [k for k, (a, b) in enumerate(spec.limbs) if a in unknown or b in unknown]
-        paf[[c for k in touching for c in spec.paf_channels[k]]] = 0.0
+        paf[list(paf_channels_of(limbs_touching(unknown, spec), spec))] = 0.0
     return heat, paf

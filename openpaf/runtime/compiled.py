@@ -181,7 +181,7 @@ class CompiledNetwork:
         shape = tuple(x.shape[:2]) + bucket_shape(x.shape[-2], x.shape[-1], self.bucket)
         if shape in self.ready:
             return self._run_compiled(x, shape)
-        if shape in self.eager_s and self._wants(shape) or self.always and not self.disabled:
+        if (self.always or shape in self.eager_s) and self._wants(shape):
             out = self._compile(x, shape)
             if out is not None:
                 return out

@@ -23,10 +23,6 @@ import torch
 
 from ..structures import Maps
 
-FP32_HEADS = ("initial.pafs.out", "initial.heatmaps.out", "refinement.0.pafs.out",
-              "refinement.0.heatmaps.out")     # lightweight's 1x1 output convs
-
-
 CALIBRATION_FILE = "default_int8_calibration.pt"   # next to weights/default.pt
 
 
@@ -65,6 +61,13 @@ class Int8Calibration:
         return cls(d["state"], d["weights"], tuple(d["fp32_modules"]), d["info"])
 
 
+def fp32_module_names(model: torch.nn.Module) -> tuple[str, ...]:
+    """Names in ``model`` of the layers its family keeps float32 (``fp32_modules()``, the
+    same declaration ``runtime.precision`` uses: each stage's output convs)."""
+    keep = {id(m) for m in model.fp32_modules()}
+    return tuple(name for name, m in model.named_modules() if id(m) in keep)
+
+
 def weights_key(model: torch.nn.Module) -> str:
     """sha256 (20 hex) of a model's float weights: which weights a calibration fits."""
     h = hashlib.sha256()
@@ -87,11 +90,14 @@ class _Maps(torch.nn.Module):
 
 
 def prepare(model: torch.nn.Module, example_input: torch.Tensor,
-            fp32_modules: Sequence[str] = FP32_HEADS) -> torch.fx.GraphModule:
+            fp32_modules: Sequence[str] | None = None) -> torch.fx.GraphModule:
     """``model`` (float32, eval) exported and observed: run inputs through it to calibrate.
 
     example_input: ``(1, 3, H, W)`` float32; H and W are dynamic in the capture.
+    fp32_modules: names of the layers left float32 (None: ``fp32_module_names``).
     """
+    if fp32_modules is None:
+        fp32_modules = fp32_module_names(model)
     pt2e, x86 = require_torchao()
     wrapped = _Maps(model.float().cpu().eval())
     dims = {0: torch.export.Dim.STATIC, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
@@ -112,9 +118,12 @@ def observer_state(prepared: torch.fx.GraphModule) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def calibrate(model: torch.nn.Module, inputs: Iterable[torch.Tensor],
-              fp32_modules: Sequence[str] = FP32_HEADS, info: dict | None = None
+              fp32_modules: Sequence[str] | None = None, info: dict | None = None
               ) -> Int8Calibration:
-    """Observe ``inputs`` (preprocessed ``(1, 3, H, W)`` real photos) through ``model``."""
+    """Observe ``inputs`` (preprocessed ``(1, 3, H, W)`` real photos) through ``model``;
+    ``fp32_modules`` as in ``prepare``."""
+    if fp32_modules is None:
+        fp32_modules = fp32_module_names(model)
     inputs = iter(inputs)
     first = next(inputs)
     prepared = prepare(model, first, fp32_modules)
@@ -241,7 +250,7 @@ def calibrate_default(images_dir: str | Path, count: int = 32,
         raise FileNotFoundError(f"{images_dir}: no photos to calibrate on")
     info = {"method": "torchao PT2E static INT8, X86InductorQuantizer default config "
                       "(activations per tensor, HistogramObserver; weights per channel)",
-            "fp32_modules": list(FP32_HEADS), "height": pre.height,
+            "fp32_modules": list(fp32_module_names(loaded.model)), "height": pre.height,
             "images": f"{images_dir} (first {len(paths)} by name)",
             "image_files": [p.name for p in paths]}
     calibration = calibrate(loaded.model, photo_inputs(paths, pre.normalisation,
