@@ -45,18 +45,11 @@ def files_stamp(paths: Iterable) -> dict:
     return {"files": n, "sha256": digest.hexdigest()}
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def weights_sha256(path) -> Optional[str]:
     """sha256 of a weights file (an OpenVINO ``.xml`` with its ``.bin``); None if none."""
     if path is None:
         return None
+    from ..weights.checkpoint import file_sha256   # (imports torch: not at --help)
     path = Path(path)
     files = [path] + ([path.with_suffix(".bin")] if path.suffix.lower() == ".xml" else [])
     try:
