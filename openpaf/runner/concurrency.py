@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
 
 class Terminated(KeyboardInterrupt):
@@ -68,10 +70,38 @@ def predict_ahead(items: Iterable, predict: Callable, needed: Callable[[object],
     """``(item, Detections | Exception | None)`` per item: frames that ``needed`` are
     predicted here (a background thread), a frame ahead of the caller's outputs."""
     for item in items:
-        if not needed(item):
-            yield item, None
-            continue
-        try:
-            yield item, predict(item.image)
-        except Exception as e:  # handed over with its frame; reported in input order
-            yield item, e
+        yield item, _guarded(predict, item.image) if needed(item) else None
+
+
+def _guarded(predict: Callable, image):
+    """``predict(image)``, or the exception it raised (reported with its frame)."""
+    try:
+        return predict(image)
+    except Exception as e:  # noqa: BLE001 - handed over with its frame
+        return e
+
+
+def predict_parallel(items: Iterable, predict: Callable, needed: Callable[[object], bool],
+                     workers: int):
+    """``predict_ahead`` with up to ``workers`` frames predicted at once (a thread pool),
+    yielded in input order: the throughput mode for engines that run several requests
+    in flight (``Engine.parallelism``; OpenVINO's streams release the GIL while the
+    network runs, and each worker decodes its own frame meanwhile). ``predict`` must be
+    thread-safe. ``workers <= 1`` is ``predict_ahead``."""
+    if workers <= 1:
+        yield from predict_ahead(items, predict, needed)
+        return
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="openpaf-predict")
+    pending: deque[tuple[object, Optional[Future]]] = deque()
+    try:
+        for item in items:
+            job = pool.submit(_guarded, predict, item.image) if needed(item) else None
+            pending.append((item, job))
+            while len(pending) > workers:
+                done, job = pending.popleft()
+                yield done, None if job is None else job.result()
+        while pending:
+            done, job = pending.popleft()
+            yield done, None if job is None else job.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
